@@ -1,0 +1,27 @@
+//! Conformance suites: the same scenarios for every backend of a seam.
+//!
+//! A backend crate calls the suite from one of its tests with a factory that builds a fresh
+//! harness (a fresh data directory, a fresh database schema, ...). A failing assertion panics
+//! with the scenario's name, so the test fails; nothing is skipped.
+
+pub mod hot;
+
+/// A small deterministic generator so suites need no RNG dependency and failures reproduce.
+#[derive(Debug, Clone)]
+pub struct Lcg(u64);
+
+impl Lcg {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(6364136223846793005).wrapping_add(1))
+    }
+
+    /// The next value below `n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}

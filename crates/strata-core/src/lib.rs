@@ -1,0 +1,16 @@
+//! The seams between Strata's tiers, and the conformance suites that hold every backend to
+//! them.
+//!
+//! * [`hot::HotTier`]: the durable, group-committed front tier that ingest writes to.
+//! * [`Error`]: the one error type tier backends return, carrying the tier and operation.
+//! * [`conformance`]: scenario suites a backend crate runs from its own tests, so every
+//!   backend (embedded or real server) is checked by the same assertions.
+//!
+//! Everything above these traits (the tiering crate, the APIs) takes trait objects; only the
+//! binary names concrete backends.
+
+pub mod conformance;
+pub mod error;
+pub mod hot;
+
+pub use error::{BoxError, Error, Result, Tier};

@@ -1,0 +1,174 @@
+//! The store facade: write path and query path over the tiers.
+
+use std::{sync::Arc, time::Instant};
+
+use strata_core::{
+    Tier,
+    hot::{AppendOutcome, AppendRequest, HotStats, HotTier},
+};
+use strata_types::{
+    AggregateQuery, Bucket, Limits, Rejection, StoredEvent,
+    decode::{BatchError, BodyFormat, DecodedBatch, decode_batch},
+    time::now_micros,
+};
+
+use crate::{Result, metrics_names as m};
+
+/// What an ingest request achieved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Events durable now or already stored (an idempotent retry counts as accepted).
+    pub accepted: usize,
+    /// How many of `accepted` were already stored (same tenant and id).
+    pub duplicates: usize,
+    /// Per-event reasons for the events that were not stored.
+    pub rejected: Vec<Rejection>,
+}
+
+/// Whether a query's answer came from the result cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Entirely from the cache.
+    Hit,
+    /// Entirely computed.
+    Miss,
+    /// Closed buckets from the cache, open ones computed.
+    Partial,
+}
+
+impl CacheStatus {
+    /// The public name (`hit`, `miss`, `partial`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+            Self::Partial => "partial",
+        }
+    }
+}
+
+/// A finished aggregate answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateAnswer {
+    /// Non-empty buckets, ordered by start then group.
+    pub buckets: Vec<Bucket>,
+    /// Tiers that contributed.
+    pub tiers: Vec<Tier>,
+    /// Cache status.
+    pub cache: CacheStatus,
+}
+
+/// The one store the APIs talk to.
+#[derive(Debug, Clone)]
+pub struct Store {
+    hot: Arc<dyn HotTier>,
+    limits: Arc<Limits>,
+}
+
+impl Store {
+    /// A store over a hot tier, validating with `limits`.
+    pub fn new(hot: Arc<dyn HotTier>, limits: Limits) -> Self {
+        Self {
+            hot,
+            limits: Arc::new(limits),
+        }
+    }
+
+    /// The limits events and batches are validated against.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The hot tier (for the Kafka consumer and the flusher, which need its offsets and
+    /// flush seams).
+    pub fn hot(&self) -> &Arc<dyn HotTier> {
+        &self.hot
+    }
+
+    /// Hot tier gauges.
+    pub fn hot_stats(&self) -> HotStats {
+        self.hot.stats()
+    }
+
+    /// Decodes, validates and durably stores a request body.
+    pub async fn ingest_body(&self, body: &[u8], format: BodyFormat) -> Result<IngestReport> {
+        let batch = decode_batch(body, format, &self.limits, now_micros()).inspect_err(|e| {
+            metrics::counter!(m::INGEST_BATCHES_REFUSED, "reason" => batch_reason(e)).increment(1);
+        })?;
+        self.ingest(batch).await
+    }
+
+    /// Durably stores the valid events of a decoded batch; returns once they are durable.
+    pub async fn ingest(&self, batch: DecodedBatch) -> Result<IngestReport> {
+        let started = Instant::now();
+        let DecodedBatch { events, rejected } = batch;
+        metrics::counter!(m::INGEST_EVENTS, "outcome" => "rejected")
+            .increment(rejected.len() as u64);
+        let mut report = IngestReport {
+            rejected,
+            ..IngestReport::default()
+        };
+        if events.is_empty() {
+            return Ok(report);
+        }
+        let outcomes = self
+            .hot
+            .append(AppendRequest {
+                events,
+                offsets: Vec::new(),
+            })
+            .await
+            .inspect_err(|e| {
+                let reason = match e {
+                    strata_core::Error::Full { .. } => "full",
+                    _ => "error",
+                };
+                metrics::counter!(m::INGEST_BATCHES_REFUSED, "reason" => reason).increment(1);
+            })?;
+        report.accepted = outcomes.len();
+        report.duplicates = outcomes
+            .iter()
+            .filter(|o| matches!(o, AppendOutcome::Duplicate { .. }))
+            .count();
+        metrics::counter!(m::INGEST_EVENTS, "outcome" => "accepted")
+            .increment((report.accepted - report.duplicates) as u64);
+        metrics::counter!(m::INGEST_EVENTS, "outcome" => "duplicate")
+            .increment(report.duplicates as u64);
+        metrics::histogram!(m::INGEST_SECONDS).record(started.elapsed().as_secs_f64());
+        Ok(report)
+    }
+
+    /// The event with this tenant and id, from whichever tier holds it.
+    pub async fn get_event(&self, tenant: &str, id: &str) -> Result<Option<StoredEvent>> {
+        Ok(self.hot.get(tenant, id).await?)
+    }
+
+    /// Answers an aggregate query over all tiers.
+    pub async fn aggregate(&self, query: &AggregateQuery) -> Result<AggregateAnswer> {
+        let started = Instant::now();
+        let hot = self.hot.aggregate(query).await?;
+        let answer = AggregateAnswer {
+            buckets: hot.partial.finish(query.agg),
+            tiers: vec![Tier::Hot],
+            cache: CacheStatus::Miss,
+        };
+        metrics::counter!(m::QUERIES, "tiers" => "hot", "cache" => answer.cache.as_str())
+            .increment(1);
+        metrics::histogram!(m::QUERY_SECONDS).record(started.elapsed().as_secs_f64());
+        Ok(answer)
+    }
+
+    /// Stops taking writes and waits for in-flight commits (called on shutdown after the
+    /// listeners stopped accepting requests).
+    pub async fn shutdown(&self) -> Result<()> {
+        Ok(self.hot.shutdown().await?)
+    }
+}
+
+fn batch_reason(e: &BatchError) -> &'static str {
+    match e {
+        BatchError::Unparseable { .. } => "unparseable",
+        BatchError::Empty => "empty",
+        BatchError::TooManyEvents { .. } => "too_many",
+    }
+}

@@ -1,0 +1,340 @@
+//! Decoding untrusted request bodies (a JSON array, or NDJSON) into validated events.
+//!
+//! Each event is first split into its fields as raw JSON text, then each field is decoded on
+//! its own. That is what lets every rejection name its field exactly (`ts`, `attrs.page`),
+//! keeps `payload` byte-for-byte, and applies the unknown-field policy without a second
+//! struct. A body that is not JSON at all fails as a whole ([`BatchError`]); a bad event only
+//! rejects itself.
+
+use std::{borrow::Cow, collections::BTreeMap};
+
+use serde_json::value::RawValue;
+
+use crate::{
+    Event, Limits, UnknownFields,
+    time::parse_rfc3339,
+    validate::{FieldError, Rejection, validate_event},
+};
+
+/// How a request body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// `[ {...}, {...} ]`
+    JsonArray,
+    /// One JSON object per line (`application/x-ndjson`); blank lines are skipped.
+    Ndjson,
+}
+
+/// A batch split into the events that passed and the reasons for those that did not.
+#[derive(Debug, Default)]
+pub struct DecodedBatch {
+    /// Valid events, in body order.
+    pub events: Vec<Event>,
+    /// One entry per rejected event, in body order.
+    pub rejected: Vec<Rejection>,
+}
+
+/// Why a whole body was refused (nothing of it is stored).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    /// The body is not JSON of the expected framing.
+    #[error("body is not {expected}: {reason}")]
+    Unparseable {
+        /// What the body should have been.
+        expected: &'static str,
+        /// The parser's complaint, with line and column.
+        reason: String,
+    },
+    /// The batch has no events.
+    #[error("batch is empty; send at least one event")]
+    Empty,
+    /// The batch has more events than `max_batch_events`.
+    #[error("batch has {count} events; the limit is {max} (max_batch_events)")]
+    TooManyEvents {
+        /// Events in the body.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// Decodes and validates a request body at server time `now` (epoch micros).
+pub fn decode_batch(
+    body: &[u8],
+    format: BodyFormat,
+    limits: &Limits,
+    now: i64,
+) -> Result<DecodedBatch, BatchError> {
+    let raws: Vec<Result<&RawValue, String>> = match format {
+        BodyFormat::JsonArray => serde_json::from_slice::<Vec<&RawValue>>(body)
+            .map_err(|e| BatchError::Unparseable {
+                expected: "a JSON array of events",
+                reason: e.to_string(),
+            })?
+            .into_iter()
+            .map(Ok)
+            .collect(),
+        BodyFormat::Ndjson => {
+            let text = std::str::from_utf8(body).map_err(|e| BatchError::Unparseable {
+                expected: "UTF-8 NDJSON",
+                reason: e.to_string(),
+            })?;
+            text.split('\n')
+                .map(|l| l.strip_suffix('\r').unwrap_or(l))
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str::<&RawValue>(l).map_err(|e| e.to_string()))
+                .collect()
+        }
+    };
+    if raws.is_empty() {
+        return Err(BatchError::Empty);
+    }
+    if raws.len() > limits.max_batch_events {
+        return Err(BatchError::TooManyEvents {
+            count: raws.len(),
+            max: limits.max_batch_events,
+        });
+    }
+    let mut out = DecodedBatch {
+        events: Vec::with_capacity(raws.len()),
+        rejected: Vec::new(),
+    };
+    for (index, raw) in raws.into_iter().enumerate() {
+        let decoded = raw
+            .map_err(|reason| FieldError::new("", format!("malformed JSON: {reason}")))
+            .and_then(|raw| decode_event(raw.get(), limits))
+            .and_then(|event| validate_event(&event, limits, now).map(|()| event));
+        match decoded {
+            Ok(event) => out.events.push(event),
+            Err(e) => out.rejected.push(e.at(index)),
+        }
+    }
+    Ok(out)
+}
+
+const KNOWN_FIELDS: [&str; 8] = [
+    "tenant", "stream", "key", "id", "ts", "value", "attrs", "payload",
+];
+
+/// Decodes one event from its JSON text (no limit checks beyond the unknown-field policy;
+/// see [`validate_event`]).
+pub fn decode_event(raw: &str, limits: &Limits) -> Result<Event, FieldError> {
+    let fields: BTreeMap<Cow<'_, str>, &RawValue> = serde_json::from_str(raw)
+        .map_err(|e| FieldError::new("", format!("an event must be a JSON object ({e})")))?;
+    if limits.unknown_fields == UnknownFields::Reject
+        && let Some(unknown) = fields.keys().find(|k| !KNOWN_FIELDS.contains(&k.as_ref()))
+    {
+        return Err(FieldError::new(
+            unknown.as_ref(),
+            format!(
+                "unknown field; known fields are {} (unknown_fields=reject)",
+                KNOWN_FIELDS.join(", ")
+            ),
+        ));
+    }
+    let string = |name: &str| -> Result<String, FieldError> {
+        let raw = non_null(&fields, name)?.ok_or_else(|| FieldError::new(name, "is required"))?;
+        serde_json::from_str::<String>(raw.get())
+            .map_err(|_| FieldError::new(name, format!("must be a string, got {}", kind(raw))))
+    };
+    let event = Event {
+        tenant: string("tenant")?,
+        stream: string("stream")?,
+        key: string("key")?,
+        id: string("id")?,
+        ts: decode_ts(
+            non_null(&fields, "ts")?.ok_or_else(|| FieldError::new("ts", "is required"))?,
+        )?,
+        value: match non_null(&fields, "value")? {
+            None => None,
+            Some(raw) => Some(serde_json::from_str::<f64>(raw.get()).map_err(|_| {
+                FieldError::new("value", format!("must be a number, got {}", kind(raw)))
+            })?),
+        },
+        attrs: match non_null(&fields, "attrs")? {
+            None => BTreeMap::new(),
+            Some(raw) => decode_attrs(raw)?,
+        },
+        payload: non_null(&fields, "payload")?.map(|raw| raw.get().to_owned()),
+    };
+    Ok(event)
+}
+
+/// A field's raw value; `null` counts as absent.
+fn non_null<'a>(
+    fields: &BTreeMap<Cow<'_, str>, &'a RawValue>,
+    name: &str,
+) -> Result<Option<&'a RawValue>, FieldError> {
+    Ok(fields.get(name).copied().filter(|raw| raw.get() != "null"))
+}
+
+fn decode_ts(raw: &RawValue) -> Result<i64, FieldError> {
+    let text = raw.get();
+    if text.starts_with('"') {
+        let s: String = serde_json::from_str(text)
+            .map_err(|e| FieldError::new("ts", format!("bad string ({e})")))?;
+        parse_rfc3339(&s).map_err(|reason| FieldError::new("ts", reason))
+    } else {
+        serde_json::from_str::<i64>(text).map_err(|_| {
+            FieldError::new(
+                "ts",
+                format!(
+                    "must be an RFC 3339 string or integer epoch microseconds, got {}",
+                    kind(raw)
+                ),
+            )
+        })
+    }
+}
+
+fn decode_attrs(raw: &RawValue) -> Result<BTreeMap<String, String>, FieldError> {
+    let map: BTreeMap<String, &RawValue> = serde_json::from_str(raw.get()).map_err(|_| {
+        FieldError::new(
+            "attrs",
+            format!("must be an object of strings, got {}", kind(raw)),
+        )
+    })?;
+    map.into_iter()
+        .map(|(k, v)| match serde_json::from_str::<String>(v.get()) {
+            Ok(s) => Ok((k, s)),
+            Err(_) => Err(FieldError::new(
+                format!("attrs.{k}"),
+                format!("must be a string, got {}", kind(v)),
+            )),
+        })
+        .collect()
+}
+
+/// The JSON kind of a raw value, for error messages.
+fn kind(raw: &RawValue) -> &'static str {
+    match raw.get().as_bytes().first() {
+        Some(b'"') => "a string",
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_795_000_000_000_000;
+
+    fn ok_event(id: &str) -> String {
+        format!(
+            r#"{{"tenant":"acme","stream":"click","key":"u1","id":"{id}","ts":{NOW},"value":2,"attrs":{{"page":"/"}},"payload":{{"x": [1, 2]}}}}"#
+        )
+    }
+
+    fn decode(body: &str, format: BodyFormat) -> Result<DecodedBatch, BatchError> {
+        decode_batch(body.as_bytes(), format, &Limits::default(), NOW)
+    }
+
+    #[test]
+    fn decodes_array_and_keeps_payload_bytes() {
+        let body = format!("[{}, {}]", ok_event("a"), ok_event("b"));
+        let b = decode(&body, BodyFormat::JsonArray).unwrap();
+        assert_eq!(b.events.len(), 2);
+        assert_eq!(b.events[0].payload.as_deref(), Some(r#"{"x": [1, 2]}"#));
+        assert_eq!(b.events[1].id, "b");
+        assert_eq!(b.events[0].value, Some(2.0));
+    }
+
+    #[test]
+    fn ndjson_rejects_only_bad_lines() {
+        let body = format!("{}\n{{not json\n\n{}\r\n", ok_event("a"), ok_event("b"));
+        let b = decode(&body, BodyFormat::Ndjson).unwrap();
+        assert_eq!(b.events.len(), 2);
+        assert_eq!(b.rejected.len(), 1);
+        assert_eq!(b.rejected[0].index, 1);
+        assert!(b.rejected[0].reason.contains("malformed JSON"));
+    }
+
+    #[test]
+    fn whole_body_errors() {
+        assert!(matches!(
+            decode("[1, 2", BodyFormat::JsonArray),
+            Err(BatchError::Unparseable { .. })
+        ));
+        assert_eq!(
+            decode("[]", BodyFormat::JsonArray).unwrap_err(),
+            BatchError::Empty
+        );
+        assert_eq!(
+            decode("\n\n", BodyFormat::Ndjson).unwrap_err(),
+            BatchError::Empty
+        );
+        let limits = Limits {
+            max_batch_events: 1,
+            ..Limits::default()
+        };
+        let body = format!("[{}, {}]", ok_event("a"), ok_event("b"));
+        assert!(matches!(
+            decode_batch(body.as_bytes(), BodyFormat::JsonArray, &limits, NOW),
+            Err(BatchError::TooManyEvents { count: 2, max: 1 })
+        ));
+    }
+
+    #[test]
+    fn field_errors_name_the_field() {
+        let cases = [
+            (
+                r#"{"tenant":"acme","stream":"s","key":"k","id":"i","ts":"x"}"#,
+                "ts",
+            ),
+            (
+                r#"{"tenant":"acme","stream":"s","key":"k","id":"i","ts":1.5}"#,
+                "ts",
+            ),
+            (r#"{"tenant":"acme","stream":"s","key":"k","id":"i"}"#, "ts"),
+            (r#"{"tenant":"acme","stream":"s","key":"k","ts":1}"#, "id"),
+            (
+                r#"{"tenant":1,"stream":"s","key":"k","id":"i","ts":1}"#,
+                "tenant",
+            ),
+            (
+                r#"{"tenant":"acme","stream":"s","key":"k","id":"i","ts":1,"value":"3"}"#,
+                "value",
+            ),
+            (
+                r#"{"tenant":"acme","stream":"s","key":"k","id":"i","ts":1,"attrs":{"a":1}}"#,
+                "attrs.a",
+            ),
+            (
+                r#"{"tenant":"acme","stream":"s","key":"k","id":"i","ts":1,"vaule":3}"#,
+                "vaule",
+            ),
+            (r#"[1]"#, ""),
+        ];
+        for (raw, field) in cases {
+            let err = decode_event(raw, &Limits::default()).unwrap_err();
+            assert_eq!(err.field, field, "{raw}: {}", err.reason);
+        }
+    }
+
+    #[test]
+    fn unknown_fields_can_be_ignored() {
+        let limits = Limits {
+            unknown_fields: UnknownFields::Ignore,
+            ..Limits::default()
+        };
+        let raw = r#"{"tenant":"acme","stream":"s","key":"k","id":"i","ts":1,"extra":{}}"#;
+        assert_eq!(decode_event(raw, &limits).unwrap().id, "i");
+    }
+
+    #[test]
+    fn validation_rejects_after_decoding() {
+        let body = format!(
+            "[{}, {}]",
+            ok_event("a"),
+            ok_event("a").replace(&NOW.to_string(), "0")
+        );
+        let b = decode(&body, BodyFormat::JsonArray).unwrap();
+        assert_eq!(b.events.len(), 1);
+        assert_eq!(b.rejected[0].field, "ts");
+        assert!(b.rejected[0].reason.contains("max_lateness"));
+    }
+}

@@ -5,6 +5,7 @@
 //! with the scenario's name, so the test fails; nothing is skipped.
 
 pub mod hot;
+pub mod warm;
 
 /// A small deterministic generator so suites need no RNG dependency and failures reproduce.
 #[derive(Debug, Clone)]

@@ -12,5 +12,6 @@
 pub mod conformance;
 pub mod error;
 pub mod hot;
+pub mod warm;
 
 pub use error::{BoxError, Error, Result, Tier};

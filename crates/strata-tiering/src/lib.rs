@@ -4,11 +4,17 @@
 //! read path (plan a query over the tiers, merge their partial answers). The REST and gRPC
 //! handlers stay thin: they translate wire formats and call the same `Store` methods, so both
 //! protocols validate, deduplicate and aggregate identically.
+//!
+//! The [`Flusher`] is the background task that moves sealed hot data to the warm tier
+//! exactly once; the `Store` reads both tiers so that every event counts once during and
+//! after the move.
 
 mod error;
+pub mod flusher;
 pub mod metrics_names;
 mod store;
 
 pub use error::{Error, Result};
+pub use flusher::{FlushReport, Flusher, FlusherConfig};
 pub use metrics_names::describe_metrics;
 pub use store::{AggregateAnswer, CacheStatus, IngestReport, Store};

@@ -5,6 +5,7 @@ use std::{sync::Arc, time::Instant};
 use strata_core::{
     Tier,
     hot::{AppendOutcome, AppendRequest, HotStats, HotTier},
+    warm::{HotWatermark, WarmTier},
 };
 use strata_types::{
     AggregateQuery, Bucket, Limits, Rejection, StoredEvent,
@@ -59,19 +60,49 @@ pub struct AggregateAnswer {
 }
 
 /// The one store the APIs talk to.
+///
+/// Reads span the tiers exactly once: the hot tier answers first and reports up to which
+/// sequence number it has released events to warm (read atomically with its answer); warm
+/// is then asked for this node's rows up to that number only (and every row of other
+/// nodes). An event the flusher committed to warm but hot has not released yet is therefore
+/// counted from hot alone.
 #[derive(Debug, Clone)]
 pub struct Store {
     hot: Arc<dyn HotTier>,
+    warm: Arc<dyn WarmTier>,
+    node: Arc<str>,
     limits: Arc<Limits>,
 }
 
 impl Store {
-    /// A store over a hot tier, validating with `limits`.
-    pub fn new(hot: Arc<dyn HotTier>, limits: Limits) -> Self {
+    /// A store over a hot tier and a warm tier, validating with `limits`. `node` is this
+    /// node's id, the same one its flusher stamps on warm rows.
+    pub fn new(
+        hot: Arc<dyn HotTier>,
+        warm: Arc<dyn WarmTier>,
+        node: impl Into<String>,
+        limits: Limits,
+    ) -> Self {
         Self {
             hot,
+            warm,
+            node: node.into().into(),
             limits: Arc::new(limits),
         }
+    }
+
+    /// The warm tier (for the flusher and retention).
+    pub fn warm(&self) -> &Arc<dyn WarmTier> {
+        &self.warm
+    }
+
+    /// This node's id.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    fn watermark(&self, released_upto: u64) -> HotWatermark {
+        HotWatermark::new(&*self.node, released_upto)
     }
 
     /// The limits events and batches are validated against.
@@ -140,26 +171,47 @@ impl Store {
 
     /// The event with this tenant and id, from whichever tier holds it.
     pub async fn get_event(&self, tenant: &str, id: &str) -> Result<Option<StoredEvent>> {
-        Ok(self.hot.get(tenant, id).await?)
+        if let Some(e) = self.hot.get(tenant, id).await? {
+            return Ok(Some(e));
+        }
+        // Read after hot missed: if the event was released in between, the watermark
+        // already covers it, so warm finds it.
+        let watermark = self.watermark(self.hot.stats().released_upto);
+        Ok(self.warm.get(tenant, id, &watermark).await?)
     }
 
     /// Answers an aggregate query over all tiers.
     pub async fn aggregate(&self, query: &AggregateQuery) -> Result<AggregateAnswer> {
         let started = Instant::now();
         let hot = self.hot.aggregate(query).await?;
+        let warm = self
+            .warm
+            .aggregate(query, &self.watermark(hot.released_upto))
+            .await?;
+        let mut tiers = vec![Tier::Hot];
+        if !warm.cells.is_empty() {
+            tiers.push(Tier::Warm);
+        }
+        let mut partial = hot.partial;
+        partial.merge(warm);
         let answer = AggregateAnswer {
-            buckets: hot.partial.finish(query.agg),
-            tiers: vec![Tier::Hot],
+            buckets: partial.finish(query.agg),
+            tiers,
             cache: CacheStatus::Miss,
         };
-        metrics::counter!(m::QUERIES, "tiers" => "hot", "cache" => answer.cache.as_str())
+        let tiers_label = if answer.tiers.len() > 1 {
+            "hot,warm"
+        } else {
+            "hot"
+        };
+        metrics::counter!(m::QUERIES, "tiers" => tiers_label, "cache" => answer.cache.as_str())
             .increment(1);
         metrics::histogram!(m::QUERY_SECONDS).record(started.elapsed().as_secs_f64());
         Ok(answer)
     }
 
     /// Stops taking writes and waits for in-flight commits (called on shutdown after the
-    /// listeners stopped accepting requests).
+    /// listeners stopped accepting requests and the flusher returned).
     pub async fn shutdown(&self) -> Result<()> {
         Ok(self.hot.shutdown().await?)
     }

@@ -1,0 +1,130 @@
+//! The gRPC API (tonic): `strata.v1.Ingest`, `strata.v1.Query`, the standard health service
+//! and reflection (v1 and v1alpha, so `grpcurl list` works against any client version).
+
+mod convert;
+mod ingest;
+mod query;
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use strata_proto::v1::{ingest_server::IngestServer, query_server::QueryServer};
+use strata_tiering::Store;
+use tokio::{net::TcpListener, sync::Semaphore};
+use tokio_util::sync::CancellationToken;
+use tonic::{server::NamedService, service::Routes, transport::server::TcpIncoming};
+use tonic_health::{ServingStatus, server::HealthReporter};
+use tower::{ServiceBuilder, limit::GlobalConcurrencyLimitLayer};
+
+use crate::{Error, Result, error::ApiError, metrics::record_grpc};
+
+/// The gRPC services, ready to serve.
+pub(crate) struct GrpcApi {
+    routes: Routes,
+    health: GrpcHealth,
+    limit: Arc<Semaphore>,
+}
+
+impl GrpcApi {
+    /// Builds every service over `store`. `limit` is shared with REST.
+    pub(crate) fn new(store: Store, limit: Arc<Semaphore>, timeout: Duration) -> Result<Self> {
+        let max_message = store.limits().max_body_bytes;
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(strata_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let routes = Routes::new(health_service)
+            .add_service(reflection().build_v1()?)
+            .add_service(reflection().build_v1alpha()?)
+            .add_service(
+                IngestServer::new(ingest::IngestService::new(store.clone(), timeout))
+                    .max_decoding_message_size(max_message)
+                    .max_encoding_message_size(max_message),
+            )
+            .add_service(
+                QueryServer::new(query::QueryService::new(store, timeout))
+                    .max_decoding_message_size(max_message)
+                    .max_encoding_message_size(max_message),
+            );
+        Ok(Self {
+            routes,
+            health: GrpcHealth(reporter),
+            limit,
+        })
+    }
+
+    /// A handle on the health statuses.
+    pub(crate) fn health(&self) -> GrpcHealth {
+        self.health.clone()
+    }
+
+    /// Serves on `listener` until `stop` is cancelled, then drains in-flight calls.
+    pub(crate) async fn serve(self, listener: TcpListener, stop: CancellationToken) -> Result<()> {
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        tonic::transport::Server::builder()
+            .layer(
+                ServiceBuilder::new()
+                    .load_shed()
+                    .layer(GlobalConcurrencyLimitLayer::with_semaphore(self.limit)),
+            )
+            .add_routes(self.routes)
+            .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+            .await
+            .map_err(|e| Error::Serve {
+                api: "gRPC",
+                source: e.into(),
+            })
+    }
+}
+
+/// The statuses the standard health service reports.
+#[derive(Debug, Clone)]
+pub(crate) struct GrpcHealth(HealthReporter);
+
+impl GrpcHealth {
+    /// Reports every service, and the server as a whole (the empty name), as serving or not.
+    pub(crate) async fn set_serving(&self, serving: bool) {
+        let status = if serving {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        for name in [
+            "",
+            <IngestServer<ingest::IngestService> as NamedService>::NAME,
+            <QueryServer<query::QueryService> as NamedService>::NAME,
+        ] {
+            self.0.set_service_status(name, status).await;
+        }
+    }
+}
+
+/// Runs one call (under `timeout`, when given), maps its error to a status and records its
+/// metrics.
+async fn call<T, E: Into<tonic::Status>>(
+    method: &'static str,
+    timeout: Option<Duration>,
+    work: impl Future<Output = Result<T, E>>,
+) -> Result<tonic::Response<T>, tonic::Status> {
+    let started = Instant::now();
+    let outcome = match timeout {
+        Some(limit) => match tokio::time::timeout(limit, work).await {
+            Ok(outcome) => outcome.map_err(Into::into),
+            Err(_) => Err(ApiError::timeout(limit).into()),
+        },
+        None => work.await.map_err(Into::into),
+    };
+    let result = outcome.map(tonic::Response::new);
+    record_grpc(
+        method,
+        started,
+        result
+            .as_ref()
+            .map_or_else(tonic::Status::code, |_| tonic::Code::Ok),
+    );
+    result
+}

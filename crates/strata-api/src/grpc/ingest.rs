@@ -1,0 +1,149 @@
+//! `strata.v1.Ingest`.
+
+use std::time::Duration;
+
+use strata_proto::v1::{self as pb, ingest_server::Ingest};
+use strata_tiering::{IngestReport, Store, metrics_names::INGEST_BATCHES_REFUSED};
+use strata_types::{
+    Rejection,
+    decode::{BatchError, DecodedBatch},
+    time::now_micros,
+    validate::validate_batch,
+};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{
+    call,
+    convert::{event_from_proto, rejection_to_proto},
+};
+use crate::error::ApiError;
+
+/// The ingest service over the store.
+#[derive(Debug, Clone)]
+pub(crate) struct IngestService {
+    store: Store,
+    timeout: Duration,
+}
+
+impl IngestService {
+    pub(crate) fn new(store: Store, timeout: Duration) -> Self {
+        Self { store, timeout }
+    }
+
+    /// Converts and validates a message's events with the store's limits, exactly as the
+    /// REST decoder does for JSON.
+    fn decode(&self, events: Vec<pb::Event>) -> Result<DecodedBatch, ApiError> {
+        let events = events.into_iter().map(event_from_proto).collect();
+        validate_batch(events, self.store.limits(), now_micros()).map_err(|e| {
+            let reason = match e {
+                BatchError::Unparseable { .. } => "unparseable",
+                BatchError::Empty => "empty",
+                BatchError::TooManyEvents { .. } => "too_many",
+            };
+            metrics::counter!(INGEST_BATCHES_REFUSED, "reason" => reason).increment(1);
+            ApiError::from(e)
+        })
+    }
+}
+
+/// Totals of a `WriteStream`, with a bounded list of rejections.
+#[derive(Debug, Default)]
+struct StreamSummary {
+    events_seen: usize,
+    accepted: u64,
+    duplicates: u64,
+    /// Rejections with their index across the whole stream.
+    rejected: Vec<Rejection>,
+    omitted: u64,
+}
+
+impl StreamSummary {
+    fn add(&mut self, report: IngestReport, events_in_message: usize, max_listed: usize) {
+        self.accepted += report.accepted as u64;
+        self.duplicates += report.duplicates as u64;
+        for mut r in report.rejected {
+            if self.rejected.len() < max_listed {
+                r.index = r.index.saturating_add(self.events_seen);
+                self.rejected.push(r);
+            } else {
+                self.omitted += 1;
+            }
+        }
+        self.events_seen += events_in_message;
+    }
+}
+
+#[tonic::async_trait]
+impl Ingest for IngestService {
+    #[tracing::instrument(skip_all)]
+    async fn write(
+        &self,
+        request: Request<pb::WriteRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        call("Write", Some(self.timeout), async {
+            let batch = self.decode(request.into_inner().events)?;
+            let report = self.store.ingest(batch).await?;
+            if report.accepted == 0 && !report.rejected.is_empty() {
+                return Err(ApiError::invalid_events(report.rejected));
+            }
+            Ok(pb::WriteResponse {
+                accepted: report.accepted as u64,
+                duplicates: report.duplicates as u64,
+                rejected: report
+                    .rejected
+                    .into_iter()
+                    .map(|r| rejection_to_proto(r, 0))
+                    .collect(),
+                rejections_omitted: 0,
+            })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn write_stream(
+        &self,
+        request: Request<Streaming<pb::WriteRequest>>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        // No overall deadline: a bulk load may stream for long. Each wait for a message and
+        // each durable write is bounded instead, so a stalled client cannot pin a permit.
+        call("WriteStream", None, async {
+            let mut stream = request.into_inner();
+            let max_listed = self.store.limits().max_batch_events;
+            let mut summary = StreamSummary::default();
+            loop {
+                let message = tokio::time::timeout(self.timeout, stream.message())
+                    .await
+                    .map_err(|_| Status::from(ApiError::timeout(self.timeout)))??;
+                let Some(message) = message else { break };
+                if message.events.is_empty() {
+                    continue;
+                }
+                let count = message.events.len();
+                let batch = self.decode(message.events)?;
+                let report = tokio::time::timeout(self.timeout, self.store.ingest(batch))
+                    .await
+                    .map_err(|_| Status::from(ApiError::timeout(self.timeout)))?
+                    .map_err(ApiError::from)?;
+                summary.add(report, count, max_listed);
+            }
+            if summary.events_seen == 0 {
+                return Err(ApiError::from(BatchError::Empty).into());
+            }
+            if summary.accepted == 0 {
+                return Err(ApiError::invalid_events(summary.rejected).into());
+            }
+            Ok::<_, Status>(pb::WriteResponse {
+                accepted: summary.accepted,
+                duplicates: summary.duplicates,
+                rejected: summary
+                    .rejected
+                    .into_iter()
+                    .map(|r| rejection_to_proto(r, 0))
+                    .collect(),
+                rejections_omitted: summary.omitted,
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,105 @@
+//! The binary's error.
+
+use std::{path::PathBuf, time::Duration};
+
+/// `Result` with [`Error`] by default.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can stop a subcommand. Each variant says which step failed, so the one line logged
+/// at exit is enough to act on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// Logging could not be set up.
+    #[error("cannot set up logging: {0}")]
+    Telemetry(String),
+    /// The signal handlers could not be installed.
+    #[error("cannot listen for SIGTERM/SIGINT: {0}")]
+    Signals(#[source] std::io::Error),
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {}: {source}", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the file system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The hot tier could not be opened.
+    #[error("cannot open the hot tier at {}: {source}", path.display())]
+    OpenHot {
+        /// The redb file.
+        path: PathBuf,
+        /// What the hot tier said.
+        #[source]
+        source: strata_core::Error,
+    },
+    /// The warm tier could not be opened.
+    #[error("cannot open the warm tier: {source}")]
+    OpenWarm {
+        /// What the warm tier said.
+        #[source]
+        source: strata_core::Error,
+    },
+    /// The network APIs failed.
+    #[error(transparent)]
+    Api(#[from] strata_api::Error),
+    /// The APIs stopped although nothing asked them to.
+    #[error("the APIs stopped unexpectedly")]
+    ApiStopped,
+    /// The store failed while shutting down.
+    #[error("the store failed while shutting down: {0}")]
+    StoreShutdown(#[source] strata_tiering::Error),
+    /// A task ended abnormally.
+    #[error("the {task} task failed: {source}")]
+    Task {
+        /// Which task.
+        task: &'static str,
+        /// How it ended.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// Graceful shutdown did not finish in time, or a second signal cut it short.
+    #[error("shutdown did not complete ({step}): {reason}")]
+    ShutdownIncomplete {
+        /// The step that was still running.
+        step: &'static str,
+        /// Why it was cut short.
+        reason: ShutdownCut,
+    },
+    /// The load generator could not start.
+    #[error("load: {0}")]
+    LoadSetup(String),
+    /// Some load requests failed.
+    #[error("load: {failed} of {requests} requests failed")]
+    LoadFailed {
+        /// Requests that failed.
+        failed: u64,
+        /// Requests sent.
+        requests: u64,
+    },
+}
+
+/// Why a graceful shutdown was cut short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownCut {
+    /// The grace period ran out.
+    GraceExpired(Duration),
+    /// A second SIGTERM/SIGINT arrived.
+    SecondSignal,
+}
+
+impl std::fmt::Display for ShutdownCut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::GraceExpired(d) => write!(
+                f,
+                "the grace period of {} ran out (--shutdown-grace)",
+                humantime::format_duration(*d)
+            ),
+            Self::SecondSignal => f.write_str("a second signal forced the exit"),
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! The command line as an operator meets it: help, environment variables, bad values.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::{
+    process::{Command, Output},
+    sync::{Arc, Mutex},
+};
+
+use common::STRATA;
+
+fn strata(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(STRATA);
+    cmd.args(args);
+    // The test's own environment must not change what the binary sees.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("STRATA_") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(envs.iter().copied());
+    cmd.output().expect("run strata")
+}
+
+/// Arguments, environment, and the flag the error must name.
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn serve_help_lists_every_flag_with_its_env_var() {
+    let out = strata(&["serve", "--help"], &[]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for flag in [
+        "data-dir",
+        "http-addr",
+        "grpc-addr",
+        "max-concurrent-requests",
+        "request-timeout",
+        "hot-memory",
+        "hot-disk",
+        "max-key-bytes",
+        "max-id-bytes",
+        "max-attrs",
+        "max-attr-key-bytes",
+        "max-attr-value-bytes",
+        "max-payload-bytes",
+        "max-future-skew",
+        "max-lateness",
+        "max-batch-events",
+        "max-body-bytes",
+        "unknown-fields",
+        "shutdown-grace",
+        "log-format",
+        "log-level",
+    ] {
+        assert!(
+            help.contains(&format!("--{flag}")),
+            "--{flag} missing:\n{help}"
+        );
+        let env = format!("STRATA_{}", flag.to_uppercase().replace('-', "_"));
+        assert!(help.contains(&env), "{env} missing:\n{help}");
+    }
+    for default in ["[default: storage]", "[default: 512MiB]", "[default: 30s]"] {
+        assert!(help.contains(default), "{default} missing:\n{help}");
+    }
+}
+
+#[test]
+fn load_help_lists_its_flags() {
+    let out = strata(&["load", "--help"], &[]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for flag in [
+        "protocol",
+        "target",
+        "ndjson",
+        "rate",
+        "events",
+        "duration",
+        "batch-size",
+        "concurrency",
+        "tenants",
+        "streams",
+        "keys",
+        "zipf-s",
+        "seed",
+        "json",
+    ] {
+        assert!(
+            help.contains(&format!("--{flag}")),
+            "--{flag} missing:\n{help}"
+        );
+        let env = format!("STRATA_LOAD_{}", flag.to_uppercase().replace('-', "_"));
+        assert!(help.contains(&env), "{env} missing:\n{help}");
+    }
+}
+
+#[test]
+fn invalid_values_fail_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let cases: [Case<'_>; 4] = [
+        (
+            &["serve", "--data-dir", data, "--hot-memory", "lots"],
+            &[],
+            "--hot-memory",
+        ),
+        (
+            &["serve", "--data-dir", data],
+            &[("STRATA_HOT_DISK", "huge")],
+            "--hot-disk",
+        ),
+        (
+            &["serve", "--data-dir", data, "--max-lateness", "old"],
+            &[],
+            "--max-lateness",
+        ),
+        (
+            &["serve", "--data-dir", data, "--unknown-fields", "maybe"],
+            &[],
+            "--unknown-fields",
+        ),
+    ];
+    for (args, envs, flag) in cases {
+        let out = strata(args, envs);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {envs:?}: {stderr}");
+        assert!(stderr.contains("invalid value"), "{stderr}");
+        assert!(stderr.contains(flag), "{flag} not named: {stderr}");
+    }
+    let out = strata(&["serve", "--data-dir", data, "--hot-memory", "lots"], &[]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("'lots'") && stderr.contains("byte size"),
+        "{stderr}"
+    );
+    // Nothing was started, so nothing was created.
+    assert!(!dir.path().join("data").exists());
+}
+
+#[test]
+fn serve_reads_its_configuration_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("from-env");
+    let mut cmd = Command::new(STRATA);
+    cmd.arg("serve")
+        .env("STRATA_DATA_DIR", &data)
+        .env("STRATA_HTTP_ADDR", "127.0.0.1:0")
+        .env("STRATA_GRPC_ADDR", "127.0.0.1:0")
+        .env("STRATA_LOG_FORMAT", "json")
+        .env("STRATA_HOT_MEMORY", "64MiB");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (mut child, http, grpc) = common::spawn_and_wait_listening(cmd, log.clone());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_ne!(http.port(), 0);
+    assert_ne!(grpc.port(), 0);
+    assert!(
+        data.join("hot.redb").exists(),
+        "hot tier not under STRATA_DATA_DIR"
+    );
+    let log = log.lock().unwrap().join("\n");
+    assert!(
+        log.contains("67108864"),
+        "memory budget from STRATA_HOT_MEMORY not used: {log}"
+    );
+}
+
+#[test]
+fn load_fails_when_requests_fail() {
+    // Port 9 (discard) on loopback has no listener here: every request is refused.
+    let out = strata(
+        &[
+            "load",
+            "--target",
+            "http://127.0.0.1:9",
+            "--events",
+            "20",
+            "--batch-size",
+            "10",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(summary["failed_requests"], 2, "{summary}");
+    assert_eq!(summary["accepted"], 0);
+    assert!(text(&out.stderr).contains("2 of 2 requests failed"));
+}

@@ -1,0 +1,181 @@
+//! Flush throughput into PostgreSQL next to a raw binary `COPY` of the same rows into the
+//! same table, in the same run, so the ratio says what Strata's exactly-once bookkeeping
+//! (node lock, ledger, rollup upserts) costs over the bare load path. The embedded store's
+//! write rate is printed alongside for reference.
+//!
+//! ```text
+//! STRATA_BENCH_POSTGRES_URL=postgres://user@127.0.0.1:5432/postgres \
+//!     cargo bench -p strata-warm --bench flush_vs_copy
+//! ```
+//!
+//! The role must be allowed to create databases; each run uses a fresh one. Rounds
+//! alternate between the two paths so both write into a table of the same size.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use futures::pin_mut;
+use strata_core::{hot::FlushBatch, warm::WarmTier};
+use strata_types::{Event, StoredEvent};
+use strata_warm::{EmbeddedWarm, Layout, PostgresWarm, WarmConfig};
+use tokio_postgres::{
+    NoTls,
+    binary_copy::BinaryCopyInWriter,
+    types::{Json, ToSql, Type},
+};
+
+const ROWS_PER_BATCH: usize = 20_000;
+const ROUNDS: usize = 8;
+/// 2026-11-20T00:00:00Z.
+const T0: i64 = 1_795_651_200_000_000;
+
+fn rows(round: usize) -> Vec<StoredEvent> {
+    (0..ROWS_PER_BATCH)
+        .map(|i| {
+            let n = round * ROWS_PER_BATCH + i;
+            StoredEvent {
+                event: Event {
+                    tenant: format!("tenant-{}", n % 8),
+                    stream: ["click", "view", "buy"][n % 3].into(),
+                    key: format!("user-{}", n % 10_000),
+                    id: format!("evt-{n}"),
+                    // Spread over six hours, in ingest order as the hot tier hands them out.
+                    ts: T0 + (n as i64 * 21_600_000_000 / (ROUNDS * ROWS_PER_BATCH) as i64),
+                    value: (!n.is_multiple_of(4)).then_some((n % 1000) as f64 / 10.0),
+                    attrs: [
+                        ("page".to_string(), format!("/p{}", n % 20)),
+                        ("country".to_string(), ["de", "fr", "us"][n % 3].into()),
+                    ]
+                    .into(),
+                    payload: Some(format!(r#"{{"n":{n},"tags":["a","b"],"ok":true}}"#)),
+                },
+                ingest_ts: T0 + n as i64,
+                seq: n as u64 + 1,
+            }
+        })
+        .collect()
+}
+
+fn batch(rows: Vec<StoredEvent>) -> FlushBatch {
+    FlushBatch {
+        first_seq: rows[0].seq,
+        last_seq: rows[rows.len() - 1].seq,
+        events: rows,
+    }
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    format!("{}/{db}{query}", &base[..host_end])
+}
+
+async fn raw_copy(client: &mut tokio_postgres::Client, rows: &[StoredEvent]) {
+    let tx = client.transaction().await.unwrap();
+    let sink = tx
+        .copy_in(
+            "COPY events (tenant, stream, key, id, ts, value, attrs, payload, ingest_ts, node, seq) \
+             FROM STDIN (FORMAT binary)",
+        )
+        .await
+        .unwrap();
+    let types = [
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TIMESTAMPTZ,
+        Type::FLOAT8,
+        Type::JSONB,
+        Type::TEXT,
+        Type::TIMESTAMPTZ,
+        Type::TEXT,
+        Type::INT8,
+    ];
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    pin_mut!(writer);
+    let node = "raw-copy";
+    for r in rows {
+        let e = &r.event;
+        let ts = chrono::DateTime::from_timestamp_micros(e.ts).unwrap();
+        let its = chrono::DateTime::from_timestamp_micros(r.ingest_ts).unwrap();
+        let seq = r.seq as i64;
+        let attrs = Json(&e.attrs);
+        let row: [&(dyn ToSql + Sync); 11] = [
+            &e.tenant, &e.stream, &e.key, &e.id, &ts, &e.value, &attrs, &e.payload, &its, &node,
+            &seq,
+        ];
+        writer.as_mut().write(&row).await.unwrap();
+    }
+    writer.finish().await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+fn rate(rows: usize, d: Duration) -> f64 {
+    rows as f64 / d.as_secs_f64()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let url = std::env::var("STRATA_BENCH_POSTGRES_URL")
+        .or_else(|_| std::env::var("STRATA_TEST_POSTGRES_URL"))
+        .expect("set STRATA_BENCH_POSTGRES_URL to a PostgreSQL server the bench may create a database on");
+    let (admin, conn) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let db = format!("strata_bench_{}", std::process::id());
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .await
+        .unwrap();
+    let db_url = with_database(&url, &db);
+
+    let mut config = WarmConfig::new("unused");
+    config.layout = Layout::Postgres;
+    config.migrate_on_open = true;
+    let warm = PostgresWarm::open(&db_url, &config).await.unwrap();
+    let (mut client, conn) = tokio_postgres::connect(&db_url, NoTls).await.unwrap();
+    tokio::spawn(conn);
+
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = EmbeddedWarm::open(dir.path().join("warm.redb"))
+        .await
+        .unwrap();
+
+    let (mut flush, mut copy, mut emb) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    for round in 0..ROUNDS {
+        let b = batch(rows(round));
+        let started = Instant::now();
+        warm.write_batch("bench", &b).await.unwrap();
+        flush += started.elapsed();
+
+        let started = Instant::now();
+        raw_copy(&mut client, &b.events).await;
+        copy += started.elapsed();
+
+        let started = Instant::now();
+        embedded.write_batch("bench", &b).await.unwrap();
+        emb += started.elapsed();
+    }
+    let total = ROUNDS * ROWS_PER_BATCH;
+    let (f, c, e) = (rate(total, flush), rate(total, copy), rate(total, emb));
+    println!("rows: {total} in batches of {ROWS_PER_BATCH}, rounds alternating");
+    println!("| path | rows/s |");
+    println!("| --- | --- |");
+    println!("| raw binary COPY into events (one transaction per batch) | {c:.0} |");
+    println!("| Strata flush into PostgreSQL (COPY + ledger + rollups) | {f:.0} |");
+    println!("| Strata flush into the embedded store | {e:.0} |");
+    println!("flush / raw COPY = {:.2}", f / c);
+
+    drop(warm);
+    drop(client);
+    // Best effort: the database is only bench data.
+    let _ = admin
+        .batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .await;
+}

@@ -1,0 +1,965 @@
+//! The PostgreSQL / TimescaleDB warm backend: tokio-postgres behind a deadpool pool.
+//!
+//! Writes are one transaction per flushed batch: lock the node's ledger row, binary `COPY`
+//! the new rows straight into `events`, add their cells to the rollup tables (plain
+//! PostgreSQL) or note the range for a continuous-aggregate refresh (TimescaleDB), record the
+//! batch in the ledger, commit. Reads push tenant, range, stream, filter, grouping, bucket
+//! (`date_bin` from the epoch, so both layouts run the same SQL) and the hot watermark down
+//! into SQL. All SQL lives in `postgres/sql/*.sql`.
+
+mod migrations;
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use futures::pin_mut;
+use strata_core::{
+    Error, Result, Tier,
+    hot::FlushBatch,
+    warm::{HotWatermark, ScanCursor, ScanPage, ScanRequest, WarmMode, WarmTier, WriteOutcome},
+};
+use strata_types::{AggregateQuery, Cell, Event, GroupBy, PartialAggregate, StoredEvent};
+use tokio_postgres::{
+    IsolationLevel, NoTls, Row,
+    binary_copy::BinaryCopyInWriter,
+    error::SqlState,
+    types::{Json, ToSql, Type},
+};
+use tracing::instrument;
+
+pub use migrations::{Layout, MigrationInfo, MigrationReport, MigrationStatus};
+
+use crate::{
+    WarmConfig,
+    plan::{self, HOUR, MINUTE, Source},
+};
+
+const AGGREGATE_RAW: &str = include_str!("postgres/sql/aggregate_raw.sql");
+const AGGREGATE_ROLLUP: &str = include_str!("postgres/sql/aggregate_rollup.sql");
+const AGGREGATE_STATE: &str = include_str!("postgres/sql/aggregate_state.sql");
+const GET: &str = include_str!("postgres/sql/get.sql");
+const SCAN: &str = include_str!("postgres/sql/scan.sql");
+const COPY_EVENTS: &str = include_str!("postgres/sql/copy_events.sql");
+const ENSURE_NODE: &str = include_str!("postgres/sql/ensure_node.sql");
+const LOCK_NODE: &str = include_str!("postgres/sql/lock_node.sql");
+const RECORD_BATCH: &str = include_str!("postgres/sql/record_batch.sql");
+const COMMITTED_UPTO: &str = include_str!("postgres/sql/committed_upto.sql");
+const UPSERT_ROLLUP: &str = include_str!("postgres/sql/upsert_rollup.sql");
+const CREATE_PARTITION: &str = include_str!("postgres/sql/create_partition.sql");
+const LIST_PARTITIONS: &str = include_str!("postgres/sql/list_partitions.sql");
+const RETENTION_STATE: &str = include_str!("postgres/sql/retention_state.sql");
+const RETENTION_DELETE: &str = include_str!("postgres/sql/retention_delete.sql");
+const ROLLUP_PENDING_ADD: &str = include_str!("postgres/sql/rollup_pending_add.sql");
+const ROLLUP_PENDING_LIST: &str = include_str!("postgres/sql/rollup_pending_list.sql");
+const ROLLUP_PENDING_DONE: &str = include_str!("postgres/sql/rollup_pending_done.sql");
+
+/// Column types of [`COPY_EVENTS`], in its column order.
+const COPY_TYPES: [Type; 11] = [
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::FLOAT8,
+    Type::JSONB,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::INT8,
+];
+
+/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z: the span both chrono and
+/// PostgreSQL represent, to which query bounds are clamped.
+const MIN_TS: i64 = -62_135_596_800_000_000;
+const MAX_TS: i64 = 253_402_300_799_999_999;
+
+/// Maps a tokio-postgres error to the tier error: lost or refused connections (and the
+/// server shutting down) are [`Error::Unavailable`], everything else [`Error::Storage`].
+pub(crate) fn pg_error(op: &'static str) -> impl Fn(tokio_postgres::Error) -> Error {
+    move |e| {
+        let unavailable = e.is_closed()
+            || match e.code() {
+                None => e.as_db_error().is_none(),
+                Some(code) => {
+                    let c = code.code();
+                    c.starts_with("08")
+                        || *code == SqlState::ADMIN_SHUTDOWN
+                        || *code == SqlState::CRASH_SHUTDOWN
+                        || *code == SqlState::CANNOT_CONNECT_NOW
+                        || *code == SqlState::TOO_MANY_CONNECTIONS
+                }
+            };
+        if unavailable {
+            Error::Unavailable {
+                tier: Tier::Warm,
+                op,
+                message: e.to_string(),
+            }
+        } else {
+            let message = match e.as_db_error() {
+                Some(db) => format!("{}: {}", db.code().code(), db.message()),
+                None => e.to_string(),
+            };
+            Error::storage(Tier::Warm, op, message)
+        }
+    }
+}
+
+fn pool_error(op: &'static str) -> impl Fn(deadpool_postgres::PoolError) -> Error {
+    move |e| match e {
+        deadpool_postgres::PoolError::Backend(e) => pg_error(op)(e),
+        other => Error::Unavailable {
+            tier: Tier::Warm,
+            op,
+            message: other.to_string(),
+        },
+    }
+}
+
+fn ts(micros: i64) -> DateTime<Utc> {
+    // Clamped into the representable span, so the conversion cannot fail.
+    DateTime::from_timestamp_micros(micros.clamp(MIN_TS, MAX_TS)).unwrap_or_default()
+}
+
+fn seq_i64(seq: u64) -> Result<i64> {
+    i64::try_from(seq).map_err(|_| Error::storage(Tier::Warm, "write_batch", "seq above i64::MAX"))
+}
+
+fn seq_u64(seq: i64) -> Result<u64> {
+    u64::try_from(seq).map_err(|_| Error::Corrupt {
+        tier: Tier::Warm,
+        what: format!("negative seq {seq} in warm events"),
+    })
+}
+
+/// `{stream_filter}` replaced by `AND stream = $n`, or removed.
+fn with_stream(sql: &str, param: Option<usize>) -> String {
+    sql.replace(
+        "{stream_filter}",
+        &param.map_or(String::new(), |n| format!("AND stream = ${n}")),
+    )
+}
+
+/// Prepared SQL text variants, built once.
+#[derive(Debug)]
+struct Sql {
+    raw: [String; 2],
+    rollup_1m: [String; 2],
+    rollup_1h: [String; 2],
+    scan: [String; 2],
+    upsert_1m: String,
+    upsert_1h: String,
+}
+
+impl Sql {
+    fn new() -> Self {
+        let rollup = |table: &str| {
+            let s = AGGREGATE_ROLLUP.replace("{rollup}", table);
+            [with_stream(&s, None), with_stream(&s, Some(5))]
+        };
+        Self {
+            raw: [
+                with_stream(AGGREGATE_RAW, None),
+                with_stream(AGGREGATE_RAW, Some(11)),
+            ],
+            rollup_1m: rollup("events_1m"),
+            rollup_1h: rollup("events_1h"),
+            scan: [with_stream(SCAN, None), with_stream(SCAN, Some(10))],
+            upsert_1m: UPSERT_ROLLUP.replace("{rollup}", "events_1m"),
+            upsert_1h: UPSERT_ROLLUP.replace("{rollup}", "events_1h"),
+        }
+    }
+}
+
+/// The PostgreSQL warm tier. Clone-cheap; all clones share the pool.
+#[derive(Clone)]
+pub struct PostgresWarm {
+    pool: Pool,
+    mode: WarmMode,
+    sql: Arc<Sql>,
+    /// Days (as `YYYYMMDD`) whose partition is known to exist (plain mode only).
+    partitions: Arc<Mutex<HashSet<u32>>>,
+    partitions_ahead: u32,
+}
+
+impl std::fmt::Debug for PostgresWarm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresWarm")
+            .field("mode", &self.mode)
+            .field("pool", &self.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
+fn parse_url(url: &str) -> Result<tokio_postgres::Config> {
+    url.parse::<tokio_postgres::Config>().map_err(|e| {
+        Error::storage(
+            Tier::Warm,
+            "open",
+            format!("not a PostgreSQL connection URL: {e}"),
+        )
+    })
+}
+
+fn pg_config(url: &str, config: &WarmConfig) -> Result<tokio_postgres::Config> {
+    let mut pg = parse_url(url)?;
+    if pg.get_connect_timeout().is_none() {
+        pg.connect_timeout(config.connect_timeout);
+    }
+    if pg.get_application_name().is_none() {
+        pg.application_name("strata");
+    }
+    Ok(pg)
+}
+
+/// One connection outside the pool (migrations hold a session-level advisory lock).
+async fn connect_one(url: &str, config: &WarmConfig) -> Result<tokio_postgres::Client> {
+    let pg = pg_config(url, config)?;
+    let (client, connection) = pg.connect(NoTls).await.map_err(pg_error("connect"))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "warm migration connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// Applies pending migrations; see [`migrations`].
+pub(crate) async fn migrate(url: &str, config: &WarmConfig) -> Result<MigrationReport> {
+    let mut client = connect_one(url, config).await?;
+    let report = migrations::migrate(&mut client, config.layout).await?;
+    apply_settings(&client, report.mode, config).await?;
+    Ok(report)
+}
+
+/// The database's migration state.
+pub(crate) async fn status(url: &str, config: &WarmConfig) -> Result<MigrationStatus> {
+    let client = connect_one(url, config).await?;
+    migrations::status(&client).await
+}
+
+/// Settings that are configuration rather than schema, applied after every migrate.
+async fn apply_settings(
+    client: &tokio_postgres::Client,
+    mode: WarmMode,
+    config: &WarmConfig,
+) -> Result<()> {
+    if mode != WarmMode::Timescale {
+        return Ok(());
+    }
+    let chunk = duration_micros(config.chunk_interval);
+    let compress = duration_micros(config.compress_after);
+    client
+        .execute(
+            "SELECT set_chunk_time_interval('events', $1::int8 * INTERVAL '1 microsecond')",
+            &[&chunk],
+        )
+        .await
+        .map_err(pg_error("migrate"))?;
+    client
+        .execute(
+            "SELECT remove_compression_policy('events', if_exists => true)",
+            &[],
+        )
+        .await
+        .map_err(pg_error("migrate"))?;
+    client
+        .execute(
+            "SELECT add_compression_policy('events', \
+             compress_after => $1::int8 * INTERVAL '1 microsecond')",
+            &[&compress],
+        )
+        .await
+        .map_err(pg_error("migrate"))?;
+    Ok(())
+}
+
+fn duration_micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+fn day_of(micros: i64) -> NaiveDate {
+    ts(micros).date_naive()
+}
+
+fn day_key(d: NaiveDate) -> u32 {
+    d.format("%Y%m%d").to_string().parse().unwrap_or(0)
+}
+
+impl PostgresWarm {
+    /// Connects to `url`, migrating first when `config.migrate_on_open` is set, and checks
+    /// that the schema is current. Fails when the server cannot be reached.
+    pub async fn open(url: &str, config: &WarmConfig) -> Result<Self> {
+        if config.migrate_on_open {
+            migrate(url, config).await?;
+        }
+        let pg = pg_config(url, config)?;
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(config.connect_timeout))
+            .create_timeout(Some(config.connect_timeout))
+            .recycle_timeout(Some(config.connect_timeout))
+            .build()
+            .map_err(|e| Error::storage(Tier::Warm, "open", e))?;
+        let client = pool.get().await.map_err(pool_error("open"))?;
+        let (pending, mode) = migrations::pending(&client).await?;
+        let mode = match (mode, pending.is_empty()) {
+            (Some(mode), true) => mode,
+            _ => {
+                return Err(Error::storage(
+                    Tier::Warm,
+                    "open",
+                    format!(
+                        "the warm database needs migrations ({}): run `strata migrate`",
+                        pending
+                            .iter()
+                            .map(|m| format!("{:04}_{}", m.version, m.name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        };
+        drop(client);
+        let warm = Self {
+            pool,
+            mode,
+            sql: Arc::new(Sql::new()),
+            partitions: Arc::new(Mutex::new(HashSet::new())),
+            partitions_ahead: config.partitions_ahead,
+        };
+        if mode == WarmMode::Postgres {
+            let client = warm.client("open").await?;
+            warm.ensure_partitions(&client, &warm.upcoming_days())
+                .await?;
+        }
+        tracing::info!(%mode, "warm tier: postgres");
+        Ok(warm)
+    }
+
+    /// Today and the `partitions_ahead` days after it.
+    fn upcoming_days(&self) -> Vec<NaiveDate> {
+        let today = Utc::now().date_naive();
+        (0..=self.partitions_ahead)
+            .filter_map(|i| today.checked_add_days(chrono::Days::new(u64::from(i))))
+            .collect()
+    }
+
+    async fn client(&self, op: &'static str) -> Result<Object> {
+        self.pool.get().await.map_err(pool_error(op))
+    }
+
+    fn known_partitions(&self) -> std::sync::MutexGuard<'_, HashSet<u32>> {
+        // A poisoned cache only means a panic elsewhere; the set itself is still valid.
+        self.partitions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Creates the daily partitions of `days` that do not exist yet (plain mode). Runs
+    /// outside the batch transaction: creating a partition locks the parent table, and
+    /// doing it in its own short transaction keeps that lock brief.
+    async fn ensure_partitions(&self, client: &Object, days: &[NaiveDate]) -> Result<()> {
+        let missing: Vec<NaiveDate> = {
+            let known = self.known_partitions();
+            days.iter()
+                .copied()
+                .filter(|d| !known.contains(&day_key(*d)))
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let existing: HashSet<String> = client
+            .query(LIST_PARTITIONS, &[])
+            .await
+            .map_err(pg_error("create partition"))?
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect();
+        for day in missing {
+            let name = format!("events_p{}", day.format("%Y%m%d"));
+            if !existing.contains(&name) {
+                let next = day.succ_opt().unwrap_or(day);
+                let sql = CREATE_PARTITION
+                    .replace("{name}", &name)
+                    .replace("{from}", &format!("{} 00:00:00+00", day.format("%Y-%m-%d")))
+                    .replace("{to}", &format!("{} 00:00:00+00", next.format("%Y-%m-%d")));
+                if let Err(e) = client.batch_execute(&sql).await {
+                    // Another node may have created it between our listing and now.
+                    let raced = matches!(
+                        e.code(),
+                        Some(c) if *c == SqlState::DUPLICATE_TABLE || *c == SqlState::UNIQUE_VIOLATION
+                    );
+                    if !raced {
+                        return Err(pg_error("create partition")(e));
+                    }
+                }
+                tracing::debug!(partition = %name, "warm partition created");
+            }
+            self.known_partitions().insert(day_key(day));
+        }
+        Ok(())
+    }
+
+    async fn write(&self, node: &str, batch: &FlushBatch) -> Result<WriteOutcome> {
+        const OP: &str = "write_batch";
+        let mut client = self.client(OP).await?;
+        if self.mode == WarmMode::Postgres {
+            let mut days: Vec<NaiveDate> =
+                batch.events.iter().map(|r| day_of(r.event.ts)).collect();
+            days.sort_unstable();
+            days.dedup();
+            self.ensure_partitions(&client, &days).await?;
+        }
+        let tx = client
+            .build_transaction()
+            .start()
+            .await
+            .map_err(pg_error(OP))?;
+        let ensure = tx.prepare_cached(ENSURE_NODE).await.map_err(pg_error(OP))?;
+        tx.execute(&ensure, &[&node]).await.map_err(pg_error(OP))?;
+        let lock = tx.prepare_cached(LOCK_NODE).await.map_err(pg_error(OP))?;
+        let row = tx.query_one(&lock, &[&node]).await.map_err(pg_error(OP))?;
+        let committed = seq_u64(row.get::<_, i64>(0))?;
+        let cutoff = row
+            .get::<_, Option<DateTime<Utc>>>(1)
+            .map_or(i64::MIN, |t| t.timestamp_micros());
+        // Rows at or below the node's mark are stored already (a replay after a crash);
+        // rows older than the retention cutoff would be dropped at once, so they are not
+        // stored (the ledger still records them as handled).
+        let new: Vec<&StoredEvent> = batch.events.iter().filter(|r| r.seq > committed).collect();
+        let Some(last) = new.iter().map(|r| r.seq).max() else {
+            tx.rollback().await.map_err(pg_error(OP))?;
+            return Ok(WriteOutcome::AlreadyWritten);
+        };
+        let first = new.first().map_or(last, |r| r.seq);
+        let kept: Vec<&StoredEvent> = new
+            .iter()
+            .copied()
+            .filter(|r| r.event.ts >= cutoff)
+            .collect();
+
+        if !kept.is_empty() {
+            let sink = tx.copy_in(COPY_EVENTS).await.map_err(pg_error(OP))?;
+            let writer = BinaryCopyInWriter::new(sink, &COPY_TYPES);
+            pin_mut!(writer);
+            for r in &kept {
+                let e = &r.event;
+                let (t, it, seq) = (ts(e.ts), ts(r.ingest_ts), seq_i64(r.seq)?);
+                let attrs = Json(&e.attrs);
+                let row: [&(dyn ToSql + Sync); 11] = [
+                    &e.tenant, &e.stream, &e.key, &e.id, &t, &e.value, &attrs, &e.payload, &it,
+                    &node, &seq,
+                ];
+                writer.as_mut().write(&row).await.map_err(pg_error(OP))?;
+            }
+            writer.finish().await.map_err(pg_error(OP))?;
+            match self.mode {
+                WarmMode::Timescale => {
+                    let (lo, hi) = kept.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| {
+                        (lo.min(r.event.ts), hi.max(r.event.ts))
+                    });
+                    let add = tx
+                        .prepare_cached(ROLLUP_PENDING_ADD)
+                        .await
+                        .map_err(pg_error(OP))?;
+                    let (lo, hi) = (plan::floor_to(lo, HOUR), plan::floor_to(hi, HOUR) + HOUR);
+                    tx.execute(&add, &[&ts(lo), &ts(hi)])
+                        .await
+                        .map_err(pg_error(OP))?;
+                }
+                _ => {
+                    for (width, sql) in [(MINUTE, &self.sql.upsert_1m), (HOUR, &self.sql.upsert_1h)]
+                    {
+                        let cells = plan::rollup_deltas(kept.iter().copied(), width);
+                        let cols = RollupColumns::of(&cells);
+                        let stmt = tx.prepare_cached(sql).await.map_err(pg_error(OP))?;
+                        tx.execute(
+                            &stmt,
+                            &[
+                                &cols.tenant,
+                                &cols.stream,
+                                &cols.bucket,
+                                &cols.n,
+                                &cols.n_value,
+                                &cols.sum,
+                                &cols.min,
+                                &cols.max,
+                            ],
+                        )
+                        .await
+                        .map_err(pg_error(OP))?;
+                    }
+                }
+            }
+        }
+        let record = tx
+            .prepare_cached(RECORD_BATCH)
+            .await
+            .map_err(pg_error(OP))?;
+        tx.execute(
+            &record,
+            &[
+                &node,
+                &seq_i64(first)?,
+                &seq_i64(last)?,
+                &(new.len() as i64),
+            ],
+        )
+        .await
+        .map_err(pg_error(OP))?;
+        tx.commit().await.map_err(pg_error(OP))?;
+        if self.mode == WarmMode::Timescale {
+            self.refresh_pending(&client).await;
+        }
+        Ok(WriteOutcome::Written {
+            rows: new.len() as u64,
+        })
+    }
+
+    /// Refreshes the continuous aggregates over ranges flushes noted, then forgets them.
+    /// Failures are logged and retried after the next flush; until then queries over those
+    /// ranges read raw rows, so answers stay exact either way.
+    async fn refresh_pending(&self, client: &Object) {
+        let rows = match client.query(ROLLUP_PENDING_LIST, &[]).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "warm: listing pending aggregate refreshes failed");
+                return;
+            }
+        };
+        for r in rows {
+            let id: i64 = r.get(0);
+            let from: DateTime<Utc> = r.get(1);
+            let to: DateTime<Utc> = r.get(2);
+            // refresh_continuous_aggregate refuses to run inside a transaction (and so
+            // inside a multi-statement simple query) and takes its window as literals
+            // here; they are formatted from timestamps, never from input.
+            let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string();
+            let mut ok = true;
+            for view in ["events_1m", "events_1h"] {
+                let sql = format!(
+                    "CALL refresh_continuous_aggregate('{view}', '{}'::timestamptz, '{}'::timestamptz)",
+                    fmt(from),
+                    fmt(to)
+                );
+                if let Err(e) = client.batch_execute(&sql).await {
+                    tracing::warn!(error = %e, "warm: continuous aggregate refresh failed");
+                    ok = false;
+                    break;
+                }
+            }
+            if ok && let Err(e) = client.execute(ROLLUP_PENDING_DONE, &[&id]).await {
+                tracing::warn!(error = %e, "warm: clearing a refreshed range failed");
+            }
+        }
+    }
+
+    async fn aggregate_raw(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+        q: &AggregateQuery,
+        range: strata_types::TimeRange,
+        wm: &HotWatermark,
+        out: &mut PartialAggregate,
+    ) -> Result<()> {
+        const OP: &str = "aggregate";
+        let (kind, attr): (i32, Option<&str>) = match &q.group_by {
+            GroupBy::None => (0, None),
+            GroupBy::Key => (1, None),
+            GroupBy::Attr(name) => (2, Some(name)),
+        };
+        let (fname, fvalue) = match &q.filter {
+            Some(f) => (Some(f.name.as_str()), Some(f.value.as_str())),
+            None => (None, None),
+        };
+        let (from, to, released) = (ts(range.from), ts(range.to), wm.released_upto_i64());
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &q.tenant, &from, &to, &q.bucket, &wm.node, &released, &kind, &attr, &fname, &fvalue,
+        ];
+        if let Some(s) = &q.stream {
+            params.push(s);
+        }
+        let sql = &self.sql.raw[usize::from(q.stream.is_some())];
+        let stmt = client.prepare_cached(sql).await.map_err(pg_error(OP))?;
+        for row in client.query(&stmt, &params).await.map_err(pg_error(OP))? {
+            let bucket: DateTime<Utc> = row.get(0);
+            let group: Option<String> = row.get(1);
+            out.cells
+                .entry((bucket.timestamp_micros(), group))
+                .or_default()
+                .merge(&cell_from(&row, 2)?);
+        }
+        Ok(())
+    }
+
+    async fn aggregate_rollup(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+        q: &AggregateQuery,
+        width: i64,
+        range: strata_types::TimeRange,
+        out: &mut PartialAggregate,
+    ) -> Result<()> {
+        const OP: &str = "aggregate";
+        let (from, to) = (ts(range.from), ts(range.to));
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&q.tenant, &from, &to, &q.bucket];
+        if let Some(s) = &q.stream {
+            params.push(s);
+        }
+        let variants = if width == HOUR {
+            &self.sql.rollup_1h
+        } else {
+            &self.sql.rollup_1m
+        };
+        let stmt = client
+            .prepare_cached(&variants[usize::from(q.stream.is_some())])
+            .await
+            .map_err(pg_error(OP))?;
+        for row in client.query(&stmt, &params).await.map_err(pg_error(OP))? {
+            let bucket: DateTime<Utc> = row.get(0);
+            out.cells
+                .entry((bucket.timestamp_micros(), None))
+                .or_default()
+                .merge(&cell_from(&row, 1)?);
+        }
+        Ok(())
+    }
+}
+
+/// A cell from columns `count, value count, sum, min, max` starting at `at`.
+fn cell_from(row: &Row, at: usize) -> Result<Cell> {
+    let count: i64 = row.get(at);
+    let value_count: i64 = row.get(at + 1);
+    let corrupt = |what: &str| Error::Corrupt {
+        tier: Tier::Warm,
+        what: format!("negative {what} in a warm aggregate"),
+    };
+    Ok(Cell {
+        count: u64::try_from(count).map_err(|_| corrupt("count"))?,
+        value_count: u64::try_from(value_count).map_err(|_| corrupt("value count"))?,
+        sum: row.get::<_, Option<f64>>(at + 2).unwrap_or(0.0),
+        min: row.get::<_, Option<f64>>(at + 3).unwrap_or(f64::INFINITY),
+        max: row
+            .get::<_, Option<f64>>(at + 4)
+            .unwrap_or(f64::NEG_INFINITY),
+    })
+}
+
+/// A batch's rollup cells as parallel arrays for `unnest`.
+#[derive(Default)]
+struct RollupColumns<'a> {
+    tenant: Vec<&'a str>,
+    stream: Vec<&'a str>,
+    bucket: Vec<DateTime<Utc>>,
+    n: Vec<i64>,
+    n_value: Vec<i64>,
+    sum: Vec<Option<f64>>,
+    min: Vec<Option<f64>>,
+    max: Vec<Option<f64>>,
+}
+
+impl<'a> RollupColumns<'a> {
+    fn of(cells: &'a BTreeMap<(String, String, i64), Cell>) -> Self {
+        let mut c = Self::default();
+        for ((tenant, stream, bucket), cell) in cells {
+            let has = cell.value_count > 0;
+            c.tenant.push(tenant);
+            c.stream.push(stream);
+            c.bucket.push(ts(*bucket));
+            c.n.push(i64::try_from(cell.count).unwrap_or(i64::MAX));
+            c.n_value
+                .push(i64::try_from(cell.value_count).unwrap_or(i64::MAX));
+            c.sum.push(has.then_some(cell.sum));
+            c.min.push(has.then_some(cell.min));
+            c.max.push(has.then_some(cell.max));
+        }
+        c
+    }
+}
+
+fn stored_from(row: &Row, tenant: &str) -> Result<StoredEvent> {
+    let attrs: Json<BTreeMap<String, String>> = row.try_get(5).map_err(|e| Error::Corrupt {
+        tier: Tier::Warm,
+        what: format!("warm attrs are not a string map: {e}"),
+    })?;
+    let t: DateTime<Utc> = row.get(3);
+    let it: DateTime<Utc> = row.get(7);
+    Ok(StoredEvent {
+        event: Event {
+            tenant: tenant.to_owned(),
+            stream: row.get(0),
+            key: row.get(1),
+            id: row.get(2),
+            ts: t.timestamp_micros(),
+            value: row.get(4),
+            attrs: attrs.0,
+            payload: row.get(6),
+        },
+        ingest_ts: it.timestamp_micros(),
+        seq: seq_u64(row.get(8))?,
+    })
+}
+
+#[async_trait]
+impl WarmTier for PostgresWarm {
+    fn mode(&self) -> WarmMode {
+        self.mode
+    }
+
+    #[instrument(skip_all, fields(node = %node, rows = batch.events.len()))]
+    async fn write_batch(&self, node: &str, batch: &FlushBatch) -> Result<WriteOutcome> {
+        let result = self.write(node, batch).await;
+        if result.is_err() {
+            // A failed write may be due to a partition retention dropped; forget what we
+            // believe exists so the next attempt checks again.
+            self.known_partitions().clear();
+        }
+        result
+    }
+
+    async fn committed_upto(&self, node: &str) -> Result<u64> {
+        let client = self.client("committed_upto").await?;
+        let row = client
+            .query_one(COMMITTED_UPTO, &[&node])
+            .await
+            .map_err(pg_error("committed_upto"))?;
+        seq_u64(row.get(0))
+    }
+
+    #[instrument(skip_all)]
+    async fn aggregate(
+        &self,
+        query: &AggregateQuery,
+        watermark: &HotWatermark,
+    ) -> Result<PartialAggregate> {
+        const OP: &str = "aggregate";
+        let mut out = PartialAggregate::default();
+        let Some(range) = plan::clip(query.range, MIN_TS) else {
+            return Ok(out);
+        };
+        let range = strata_types::TimeRange {
+            from: range.from,
+            to: range.to.min(MAX_TS),
+        };
+        if range.from >= range.to {
+            return Ok(out);
+        }
+        let mut client = self.client(OP).await?;
+        if !plan::rollup_shaped(query) {
+            // Raw rows only: retention deletes atomically, so no snapshot juggling needed.
+            self.aggregate_raw(&client, query, range, watermark, &mut out)
+                .await?;
+            return Ok(out);
+        }
+        // The exactness check and the reads share one snapshot.
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(pg_error(OP))?;
+        let state = tx
+            .prepare_cached(AGGREGATE_STATE)
+            .await
+            .map_err(pg_error(OP))?;
+        let row = tx
+            .query_one(&state, &[&watermark.node, &ts(range.from), &ts(range.to)])
+            .await
+            .map_err(pg_error(OP))?;
+        let committed = seq_u64(row.get(0))?;
+        let cutoff = row
+            .get::<_, Option<DateTime<Utc>>>(1)
+            .map_or(i64::MIN, |t| t.timestamp_micros());
+        let pending: bool = row.get(2);
+        let Some(range) = plan::clip(range, cutoff) else {
+            tx.rollback().await.map_err(pg_error(OP))?;
+            return Ok(out);
+        };
+        let use_rollups = committed <= watermark.released_upto && !pending;
+        for seg in plan::plan(query, range, use_rollups) {
+            match seg.source {
+                Source::Raw => {
+                    self.aggregate_raw(&tx, query, seg.range, watermark, &mut out)
+                        .await?;
+                }
+                Source::Rollup(w) => {
+                    self.aggregate_rollup(&tx, query, w, seg.range, &mut out)
+                        .await?;
+                }
+            }
+        }
+        tx.rollback().await.map_err(pg_error(OP))?;
+        Ok(out)
+    }
+
+    #[instrument(skip_all)]
+    async fn get(
+        &self,
+        tenant: &str,
+        id: &str,
+        watermark: &HotWatermark,
+    ) -> Result<Option<StoredEvent>> {
+        let client = self.client("get").await?;
+        let stmt = client.prepare_cached(GET).await.map_err(pg_error("get"))?;
+        let released = watermark.released_upto_i64();
+        let row = client
+            .query_opt(&stmt, &[&tenant, &id, &watermark.node, &released])
+            .await
+            .map_err(pg_error("get"))?;
+        row.map(|r| stored_from(&r, tenant)).transpose()
+    }
+
+    #[instrument(skip_all)]
+    async fn scan(&self, request: &ScanRequest, watermark: &HotWatermark) -> Result<ScanPage> {
+        const OP: &str = "scan";
+        let mut page = ScanPage::default();
+        let from = request.range.from.max(MIN_TS);
+        let to = request.range.to.min(MAX_TS);
+        let (c_ts, c_seq, c_node) = match &request.after {
+            Some(c) => (c.ts, seq_i64(c.seq)?, c.node.clone()),
+            None => (from, -1, String::new()),
+        };
+        let lower = from.max(c_ts);
+        if lower >= to {
+            return Ok(page);
+        }
+        let limit = i64::try_from(request.limit.max(1)).unwrap_or(i64::MAX);
+        let (lo, hi, cts) = (ts(lower), ts(to), ts(c_ts));
+        let released = watermark.released_upto_i64();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &request.tenant,
+            &lo,
+            &hi,
+            &watermark.node,
+            &released,
+            &cts,
+            &c_seq,
+            &c_node,
+            &limit,
+        ];
+        if let Some(s) = &request.stream {
+            params.push(s);
+        }
+        let client = self.client(OP).await?;
+        let stmt = client
+            .prepare_cached(&self.sql.scan[usize::from(request.stream.is_some())])
+            .await
+            .map_err(pg_error(OP))?;
+        let rows = client.query(&stmt, &params).await.map_err(pg_error(OP))?;
+        let full = rows.len() as i64 == limit;
+        let mut last = None;
+        for row in &rows {
+            let e = stored_from(row, &request.tenant)?;
+            last = Some(ScanCursor {
+                ts: e.event.ts,
+                seq: e.seq,
+                node: row.get(9),
+            });
+            page.events.push(e);
+        }
+        if full {
+            page.next = last;
+        }
+        Ok(page)
+    }
+
+    #[instrument(skip_all)]
+    async fn drop_before(&self, before: i64) -> Result<u64> {
+        const OP: &str = "drop_before";
+        let cutoff = ts(before);
+        let mut client = self.client(OP).await?;
+        let tx = client
+            .build_transaction()
+            .start()
+            .await
+            .map_err(pg_error(OP))?;
+        tx.query_one(RETENTION_STATE, &[&cutoff])
+            .await
+            .map_err(pg_error(OP))?;
+        let mut dropped_days = Vec::new();
+        match self.mode {
+            WarmMode::Timescale => {
+                tx.execute(
+                    "SELECT drop_chunks('events', older_than => $1::timestamptz)",
+                    &[&cutoff],
+                )
+                .await
+                .map_err(pg_error(OP))?;
+            }
+            _ => {
+                for row in tx.query(LIST_PARTITIONS, &[]).await.map_err(pg_error(OP))? {
+                    let name: String = row.get(0);
+                    let Some(day) = name
+                        .strip_prefix("events_p")
+                        .and_then(|d| NaiveDate::parse_from_str(d, "%Y%m%d").ok())
+                    else {
+                        continue;
+                    };
+                    let end = day
+                        .succ_opt()
+                        .and_then(|d| d.and_hms_opt(0, 0, 0))
+                        .map(|d| d.and_utc().timestamp_micros());
+                    if end.is_some_and(|end| end <= before) {
+                        // The name was read from the catalog and matched events_pYYYYMMDD.
+                        tx.batch_execute(&format!("DROP TABLE {name}"))
+                            .await
+                            .map_err(pg_error(OP))?;
+                        dropped_days.push(day_key(day));
+                    }
+                }
+                for table in ["events_1m", "events_1h"] {
+                    tx.execute(
+                        &format!("DELETE FROM {table} WHERE bucket < $1"),
+                        &[&cutoff],
+                    )
+                    .await
+                    .map_err(pg_error(OP))?;
+                }
+            }
+        }
+        let removed = tx
+            .execute(RETENTION_DELETE, &[&cutoff])
+            .await
+            .map_err(pg_error(OP))?;
+        tx.commit().await.map_err(pg_error(OP))?;
+        {
+            let mut known = self.known_partitions();
+            for d in dropped_days {
+                known.remove(&d);
+            }
+        }
+        if self.mode == WarmMode::Postgres {
+            // Retention runs periodically, so it is also where upcoming days get their
+            // partitions, keeping DDL off the flush path.
+            self.ensure_partitions(&client, &self.upcoming_days())
+                .await?;
+        }
+        Ok(removed)
+    }
+
+    async fn health(&self) -> Result<()> {
+        let client = self.client("health").await?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(pg_error("health"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,2 @@
+-- $1 id.
+DELETE FROM strata_rollup_pending WHERE id = $1

@@ -1,0 +1,50 @@
+//! Opening a warm tier whose server cannot be reached fails as `Unavailable`, quickly.
+
+use std::time::{Duration, Instant};
+
+use strata_core::Error;
+use strata_warm::{WarmConfig, open_warm};
+
+#[tokio::test]
+async fn unreachable_postgres_is_unavailable() {
+    // Port 1 on loopback: nothing listens there, so the connection is refused.
+    let mut config = WarmConfig::new("unused");
+    config.connect_timeout = Duration::from_secs(3);
+    let started = Instant::now();
+    let err = open_warm("postgres://strata@127.0.0.1:1/strata", &config)
+        .await
+        .expect_err("nothing listens on port 1");
+    assert!(
+        matches!(err, Error::Unavailable { .. }),
+        "expected Unavailable, got {err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let err = strata_warm::migrate("postgres://strata@127.0.0.1:1/strata", &config)
+        .await
+        .expect_err("nothing listens on port 1");
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn unknown_schemes_are_refused() {
+    let config = WarmConfig::new("unused");
+    let err = open_warm("mysql://x@h/db", &config).await.unwrap_err();
+    assert!(err.to_string().contains("embedded"), "{err}");
+}
+
+#[tokio::test]
+async fn embedded_opens_under_the_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = WarmConfig::new(dir.path().join("nested"));
+    let warm = open_warm("embedded", &config).await.unwrap();
+    assert_eq!(warm.mode(), strata_core::warm::WarmMode::Embedded);
+    warm.health().await.unwrap();
+    assert!(
+        dir.path()
+            .join("nested")
+            .join(strata_warm::EMBEDDED_FILE)
+            .exists()
+    );
+    let report = strata_warm::migrate("embedded", &config).await.unwrap();
+    assert!(report.applied.is_empty());
+}

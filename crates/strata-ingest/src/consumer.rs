@@ -407,6 +407,12 @@ impl Worker {
         }
 
         let offsets = batch.offsets(&self.source);
+        debug!(
+            messages = batch.len(),
+            first = ?batch.first_offsets(),
+            next = ?offsets.iter().map(|o| (o.partition, o.next_offset)).collect::<Vec<_>>(),
+            "storing a batch"
+        );
         let started = Instant::now();
         let appended = self.runtime.block_on(self.hot.append(AppendRequest {
             events,
@@ -619,6 +625,15 @@ impl Batch {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The first offset of every partition in the batch, for logs.
+    fn first_offsets(&self) -> BTreeMap<(&str, i32), i64> {
+        let mut first = BTreeMap::new();
+        for r in &self.records {
+            first.entry((&*r.topic, r.partition)).or_insert(r.offset);
+        }
+        first
     }
 
     /// The next offset of every partition in the batch.

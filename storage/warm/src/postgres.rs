@@ -26,7 +26,7 @@ use strata_core::{
 };
 use strata_types::{AggregateQuery, Cell, Event, GroupBy, PartialAggregate, StoredEvent};
 use tokio_postgres::{
-    IsolationLevel, NoTls, Row,
+    IsolationLevel, Row,
     binary_copy::BinaryCopyInWriter,
     error::SqlState,
     types::{Json, ToSql, Type},
@@ -218,10 +218,68 @@ fn pg_config(url: &str, config: &WarmConfig) -> Result<tokio_postgres::Config> {
     Ok(pg)
 }
 
+/// Refuses a URL that requires TLS when this build cannot do TLS, with a clear message
+/// instead of a failed handshake.
+fn check_tls(pg: &tokio_postgres::Config) -> Result<()> {
+    let required = matches!(pg.get_ssl_mode(), tokio_postgres::config::SslMode::Require);
+    if required && !cfg!(feature = "tls") {
+        return Err(Error::storage(
+            Tier::Warm,
+            "open",
+            "the URL requires TLS (sslmode=require) but this build has no TLS support \
+             (build strata-warm with the `tls` feature)",
+        ));
+    }
+    Ok(())
+}
+
+/// The TLS connector: rustls with the system's root certificates. With `sslmode=prefer`
+/// (the default) a server without TLS is still reached in plain text.
+#[cfg(feature = "tls")]
+fn tls_connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        // A certificate the store cannot parse is skipped like other TLS clients do.
+        let _ = roots.add(cert);
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| Error::storage(Tier::Warm, "open", e))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// A pool manager over `pg`, with TLS when built with the `tls` feature.
+fn manager(pg: tokio_postgres::Config) -> Result<Manager> {
+    check_tls(&pg)?;
+    let config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    #[cfg(feature = "tls")]
+    let manager = Manager::from_config(pg, tls_connector()?, config);
+    #[cfg(not(feature = "tls"))]
+    let manager = Manager::from_config(pg, tokio_postgres::NoTls, config);
+    Ok(manager)
+}
+
 /// One connection outside the pool (migrations hold a session-level advisory lock).
 async fn connect_one(url: &str, config: &WarmConfig) -> Result<tokio_postgres::Client> {
     let pg = pg_config(url, config)?;
-    let (client, connection) = pg.connect(NoTls).await.map_err(pg_error("connect"))?;
+    check_tls(&pg)?;
+    #[cfg(feature = "tls")]
+    let (client, connection) = pg
+        .connect(tls_connector()?)
+        .await
+        .map_err(pg_error("connect"))?;
+    #[cfg(not(feature = "tls"))]
+    let (client, connection) = pg
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(pg_error("connect"))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "warm migration connection closed");
@@ -299,14 +357,7 @@ impl PostgresWarm {
         if config.migrate_on_open {
             migrate(url, config).await?;
         }
-        let pg = pg_config(url, config)?;
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager = manager(pg_config(url, config)?)?;
         let pool = Pool::builder(manager)
             .max_size(config.pool_size.max(1))
             .runtime(Runtime::Tokio1)

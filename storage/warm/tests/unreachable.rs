@@ -48,3 +48,16 @@ async fn embedded_opens_under_the_data_dir() {
     let report = strata_warm::migrate("embedded", &config).await.unwrap();
     assert!(report.applied.is_empty());
 }
+
+#[cfg(not(feature = "tls"))]
+#[tokio::test]
+async fn required_tls_without_the_feature_is_refused_clearly() {
+    let config = WarmConfig::new("unused");
+    let err = open_warm(
+        "postgres://strata@127.0.0.1:1/strata?sslmode=require",
+        &config,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("`tls` feature"), "{err}");
+}

@@ -1,6 +1,6 @@
 //! The warm tier conformance suite. Run it from a backend's tests:
 //!
-//! ```ignore
+//! ```text
 //! strata_core::conformance::warm::run_all(|| MyHarness::new()).await;
 //! ```
 //!

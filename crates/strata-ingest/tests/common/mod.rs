@@ -128,6 +128,9 @@ pub async fn read_topic(
     tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &brokers)
+            // Only assigned, never subscribed: the group is needed by librdkafka, not used.
+            .set("group.id", unique("reader"))
+            .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
             .create()
             .expect("reader");
@@ -276,6 +279,11 @@ pub struct Running {
 
 impl Running {
     pub fn start(config: KafkaConfig, hot: Arc<dyn HotTier>) -> Self {
+        // `RUST_LOG=strata_ingest=debug` shows what the consumer does.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let stop = CancellationToken::new();
         let task = tokio::spawn(strata_ingest::run_consumer(
             config,

@@ -22,7 +22,7 @@
 //!   after it. Rows below the highest cutoff so far that arrive later are not stored (the
 //!   ledger still counts them as handled), so retention holds for late data too.
 
-use std::fmt;
+use std::{collections::HashMap, fmt};
 
 use async_trait::async_trait;
 use strata_types::{AggregateQuery, PartialAggregate, StoredEvent, TimeRange};
@@ -181,6 +181,21 @@ pub trait WarmTier: Send + Sync + fmt::Debug + 'static {
         id: &str,
         watermark: &HotWatermark,
     ) -> Result<Option<StoredEvent>>;
+
+    /// Which of `ids` (all of `tenant`) warm holds in any state, including rows flushed but
+    /// not yet released from hot, with each one's sequence number. The write path uses it to
+    /// deduplicate events old enough to have left the hot tier. The default asks
+    /// [`WarmTier::get`] once per id; backends override it with one batched lookup.
+    async fn existing_ids(&self, tenant: &str, ids: &[String]) -> Result<HashMap<String, u64>> {
+        let everything = HotWatermark::everything("");
+        let mut found = HashMap::new();
+        for id in ids {
+            if let Some(e) = self.get(tenant, id, &everything).await? {
+                found.insert(id.clone(), e.seq);
+            }
+        }
+        Ok(found)
+    }
 
     /// One page of a tenant's rows in `range`, ordered by `(ts, seq, node)`, restricted by
     /// `watermark`.

@@ -24,6 +24,8 @@ use strata_types::time::now_micros;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::release_gate::ReleaseGate;
+
 /// Batches committed to warm.
 pub const FLUSH_BATCHES: &str = "strata_flush_batches_total";
 /// Rows handed to warm (replayed rows warm already held included).
@@ -126,19 +128,37 @@ pub struct Flusher {
     hot: Arc<dyn HotTier>,
     warm: Arc<dyn WarmTier>,
     config: FlusherConfig,
+    /// The store's gate, taken around hot releases so the write path's cross-tier
+    /// deduplication never misses an event in flight between the tiers.
+    gate: Option<Arc<ReleaseGate>>,
 }
 
 impl Flusher {
     /// A flusher from `hot` to `warm`.
+    ///
+    /// Without a [`crate::Store`], nothing deduplicates ingest against warm; a running
+    /// service uses [`Flusher::for_store`].
     pub fn new(hot: Arc<dyn HotTier>, warm: Arc<dyn WarmTier>, config: FlusherConfig) -> Self {
-        Self { hot, warm, config }
+        Self {
+            hot,
+            warm,
+            config,
+            gate: None,
+        }
     }
 
     /// A flusher for `store`'s tiers. The node id is the store's (`config.node` is
     /// overwritten), since reads and flushes must agree on it.
     pub fn for_store(store: &crate::Store, mut config: FlusherConfig) -> Self {
         config.node = store.node().to_owned();
-        Self::new(Arc::clone(store.hot()), Arc::clone(store.warm()), config)
+        let gate = Arc::clone(store.release_gate());
+        // From now on events can leave hot, so the store's write path starts checking warm
+        // for old enough events.
+        gate.set_hot_retention(config.hot_retention);
+        Self {
+            gate: Some(gate),
+            ..Self::new(Arc::clone(store.hot()), Arc::clone(store.warm()), config)
+        }
     }
 
     /// The configuration.
@@ -178,10 +198,15 @@ impl Flusher {
             .await
             .inspect_err(|_| error_metric("write"))?;
         // Released only now that warm has committed the batch (or had it already).
+        let gate = match &self.gate {
+            Some(g) => Some(g.exclusive().await),
+            None => None,
+        };
         self.hot
             .release(batch.last_seq)
             .await
             .inspect_err(|_| error_metric("release"))?;
+        drop(gate);
         let rows = batch.events.len() as u64;
         let bytes: usize = batch.events.iter().map(|e| e.event.approx_size()).sum();
         metrics::counter!(FLUSH_BATCHES).increment(1);

@@ -12,6 +12,7 @@
 mod error;
 pub mod flusher;
 pub mod metrics_names;
+pub mod release_gate;
 mod store;
 
 pub use error::{Error, Result};

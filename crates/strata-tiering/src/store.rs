@@ -1,6 +1,6 @@
 //! The store facade: write path and query path over the tiers.
 
-use std::{sync::Arc, time::Instant};
+use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use strata_core::{
     Tier,
@@ -13,7 +13,7 @@ use strata_types::{
     time::now_micros,
 };
 
-use crate::{Result, metrics_names as m};
+use crate::{Result, metrics_names as m, release_gate::ReleaseGate};
 
 /// What an ingest request achieved.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -72,6 +72,7 @@ pub struct Store {
     warm: Arc<dyn WarmTier>,
     node: Arc<str>,
     limits: Arc<Limits>,
+    gate: Arc<ReleaseGate>,
 }
 
 impl Store {
@@ -88,7 +89,13 @@ impl Store {
             warm,
             node: node.into().into(),
             limits: Arc::new(limits),
+            gate: Arc::default(),
         }
+    }
+
+    /// The gate the flusher takes around hot releases (see [`crate::release_gate`]).
+    pub(crate) fn release_gate(&self) -> &Arc<ReleaseGate> {
+        &self.gate
     }
 
     /// The warm tier (for the flusher and retention).
@@ -143,7 +150,6 @@ impl Store {
             return Ok(report);
         }
         let outcomes = self
-            .hot
             .append(AppendRequest {
                 events,
                 offsets: Vec::new(),
@@ -151,7 +157,7 @@ impl Store {
             .await
             .inspect_err(|e| {
                 let reason = match e {
-                    strata_core::Error::Full { .. } => "full",
+                    crate::Error::Tier(strata_core::Error::Full { .. }) => "full",
                     _ => "error",
                 };
                 metrics::counter!(m::INGEST_BATCHES_REFUSED, "reason" => reason).increment(1);
@@ -167,6 +173,66 @@ impl Store {
             .increment(report.duplicates as u64);
         metrics::histogram!(m::INGEST_SECONDS).record(started.elapsed().as_secs_f64());
         Ok(report)
+    }
+
+    /// Durably appends validated events (and source offsets, for Kafka ingest) with
+    /// `(tenant, id)` deduplicated across tiers: against hot's index, and, for events old
+    /// enough to have been flushed, against warm (see [`crate::release_gate`]). One outcome
+    /// per event, in input order.
+    pub async fn append(&self, request: AppendRequest) -> Result<Vec<AppendOutcome>> {
+        let Some(horizon) = self.gate.horizon(now_micros(), self.limits.max_future_skew) else {
+            return Ok(self.hot.append(request).await?);
+        };
+        if request.events.iter().all(|e| e.ts > horizon) {
+            return Ok(self.hot.append(request).await?);
+        }
+        let _gate = self.gate.shared().await;
+        // One lookup per tenant of the old events.
+        let mut by_tenant: HashMap<&str, Vec<String>> = HashMap::new();
+        for e in request.events.iter().filter(|e| e.ts <= horizon) {
+            by_tenant.entry(&e.tenant).or_default().push(e.id.clone());
+        }
+        let mut in_warm: HashMap<(String, String), u64> = HashMap::new();
+        for (tenant, ids) in by_tenant {
+            for (id, seq) in self.warm.existing_ids(tenant, &ids).await? {
+                in_warm.insert((tenant.to_owned(), id), seq);
+            }
+        }
+        if in_warm.is_empty() {
+            return Ok(self.hot.append(request).await?);
+        }
+        let AppendRequest { events, offsets } = request;
+        let mut outcomes: Vec<Option<AppendOutcome>> = Vec::with_capacity(events.len());
+        let mut fresh = Vec::with_capacity(events.len());
+        for e in events {
+            match in_warm.get(&(e.tenant.clone(), e.id.clone())) {
+                Some(&seq) => outcomes.push(Some(AppendOutcome::Duplicate { seq })),
+                None => {
+                    outcomes.push(None);
+                    fresh.push(e);
+                }
+            }
+        }
+        // Offsets are committed even when every event was a duplicate, so a consumer moves on.
+        let mut stored = self
+            .hot
+            .append(AppendRequest {
+                events: fresh,
+                offsets,
+            })
+            .await?
+            .into_iter();
+        outcomes
+            .into_iter()
+            .map(|o| o.or_else(|| stored.next()))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                strata_core::Error::Corrupt {
+                    tier: Tier::Hot,
+                    what: "append answered fewer outcomes than events".into(),
+                }
+                .into()
+            })
     }
 
     /// The event with this tenant and id, from whichever tier holds it.

@@ -568,6 +568,27 @@ impl WarmTier for EmbeddedWarm {
     }
 
     #[instrument(skip_all)]
+    async fn existing_ids(
+        &self,
+        tenant: &str,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, u64>> {
+        let (tenant, ids) = (tenant.to_owned(), ids.to_vec());
+        // One blocking call for the whole batch rather than one per id.
+        self.blocking("existing_ids", move |db| {
+            let everything = HotWatermark::everything("");
+            let mut found = std::collections::HashMap::new();
+            for id in ids {
+                if let Some(e) = get(db, &tenant, &id, &everything)? {
+                    found.insert(id, e.seq);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    #[instrument(skip_all)]
     async fn scan(&self, request: &ScanRequest, watermark: &HotWatermark) -> Result<ScanPage> {
         let (req, wm) = (request.clone(), watermark.clone());
         self.blocking("scan", move |db| scan(db, &req, &wm)).await

@@ -44,6 +44,7 @@ const AGGREGATE_RAW: &str = include_str!("postgres/sql/aggregate_raw.sql");
 const AGGREGATE_ROLLUP: &str = include_str!("postgres/sql/aggregate_rollup.sql");
 const AGGREGATE_STATE: &str = include_str!("postgres/sql/aggregate_state.sql");
 const GET: &str = include_str!("postgres/sql/get.sql");
+const EXISTING_IDS: &str = include_str!("postgres/sql/existing_ids.sql");
 const SCAN: &str = include_str!("postgres/sql/scan.sql");
 const COPY_EVENTS: &str = include_str!("postgres/sql/copy_events.sql");
 const ENSURE_NODE: &str = include_str!("postgres/sql/ensure_node.sql");
@@ -875,6 +876,34 @@ impl WarmTier for PostgresWarm {
             .await
             .map_err(pg_error("get"))?;
         row.map(|r| stored_from(&r, tenant)).transpose()
+    }
+
+    #[instrument(skip_all)]
+    async fn existing_ids(
+        &self,
+        tenant: &str,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, u64>> {
+        const OP: &str = "existing_ids";
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let client = self.client(OP).await?;
+        let stmt = client
+            .prepare_cached(EXISTING_IDS)
+            .await
+            .map_err(pg_error(OP))?;
+        let rows = client
+            .query(&stmt, &[&tenant, &ids])
+            .await
+            .map_err(pg_error(OP))?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get(0).map_err(pg_error(OP))?;
+                let seq: i64 = r.try_get(1).map_err(pg_error(OP))?;
+                Ok((id, u64::try_from(seq).unwrap_or_default()))
+            })
+            .collect()
     }
 
     #[instrument(skip_all)]

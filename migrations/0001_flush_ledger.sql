@@ -25,9 +25,9 @@ CREATE TABLE strata_warm_state (
 );
 INSERT INTO strata_warm_state (id, retention_cutoff) VALUES (1, NULL);
 
--- Event-time ranges whose continuous aggregates may miss rows a flush added below the
--- aggregates' materialisation watermark (TimescaleDB only). Queries overlapping one read
--- raw rows until the range is refreshed and its row deleted.
+-- Event-time ranges (whole minutes) whose continuous aggregates may miss rows a flush added
+-- below the aggregates' materialisation watermark (TimescaleDB only). Queries read raw rows
+-- wherever one overlaps, until Strata has refreshed the range and deleted its row.
 CREATE TABLE strata_rollup_pending (
     id bigserial PRIMARY KEY,
     from_ts timestamptz NOT NULL,

@@ -1,6 +1,12 @@
 -- The events table with TimescaleDB: a hypertable chunked by day (Strata applies the
 -- configured chunk interval after migrating), compressed by (tenant, stream) ordered by ts
--- once chunks are a week old (also reconfigured from settings).
+-- once chunks are a week old (also reconfigured from settings). Late rows may still land in
+-- compressed chunks, and retention may delete from them.
+--
+-- No unique index: exactly-once comes from the flush ledger, and a hypertable's unique
+-- indexes would have to include ts anyway. The compression options and
+-- add_compression_policy are spelled the way every release from 2.13 (by_range) to 2.28
+-- accepts; 2.18 renamed them (columnstore) but kept these names.
 CREATE EXTENSION IF NOT EXISTS timescaledb;
 
 CREATE TABLE events (

@@ -16,7 +16,8 @@ pub const PROPERTY_ENV_PREFIX: &str = "STRATA_KAFKA_PROPERTY_";
 pub struct KafkaConfig {
     /// `bootstrap.servers`: comma-separated `host:port` list.
     pub brokers: String,
-    /// Topics to consume. Topics that do not exist yet are waited for.
+    /// Topics to consume (a name starting with `^` is a regular expression, as in
+    /// librdkafka). Topics that do not exist yet are waited for.
     pub topics: Vec<String>,
     /// Consumer group; also names the offsets in the hot tier (`kafka:<group>`).
     pub group: String,

@@ -14,7 +14,7 @@ use rdkafka::{
     message::BorrowedMessage,
     types::RDKafkaErrorCode,
 };
-use strata_core::hot::{AppendOutcome, AppendRequest, HotTier, SourceOffset};
+use strata_core::hot::{AppendOutcome, AppendRequest, SourceOffset};
 use strata_types::{Event, Limits, time::now_micros};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +29,7 @@ use crate::{
     message::decode_message,
     metrics_names as m,
     offsets::OffsetBook,
+    sink::EventSink,
 };
 
 /// How long one poll waits when nothing arrives; bounds how late shutdown is noticed.
@@ -57,19 +58,20 @@ pub struct ConsumerReport {
     pub pauses: u64,
 }
 
-/// Consumes `config.topics` as a member of `config.group` into `hot` until `shutdown` is
+/// Consumes `config.topics` as a member of `config.group` into `sink` until `shutdown` is
 /// cancelled, validating with `limits`. See the crate docs for the guarantees.
 ///
 /// Returns what it did once it stopped: after `shutdown`, having left the group and handed
-/// its positions over; or with an error when the hot tier fails (other than being full, which
-/// pauses consumption until there is room) or librdkafka reports a fatal error. Brokers that
-/// are unreachable and topics that do not exist yet are waited for, with a warning.
+/// its positions over; or with an error when the sink fails (other than being full or a tier
+/// being unavailable, which pause consumption until the batch can be stored) or librdkafka
+/// reports a fatal error. Brokers that are unreachable and topics that do not exist yet are
+/// waited for, with a warning.
 ///
 /// The consumer runs on a thread of its own; it needs a multi-threaded Tokio runtime (the
 /// hot tier and the dead-letter producer are driven from that thread through the runtime).
 pub async fn run_consumer(
     config: KafkaConfig,
-    hot: Arc<dyn HotTier>,
+    sink: Arc<dyn EventSink>,
     limits: Limits,
     shutdown: CancellationToken,
 ) -> Result<ConsumerReport> {
@@ -78,7 +80,7 @@ pub async fn run_consumer(
     let stop = shutdown.child_token();
     let _stop_on_drop = stop.clone().drop_guard();
     let source = config.source();
-    let stored = hot.source_offsets(&source).await?;
+    let stored = sink.source_offsets(&source).await?;
     info!(
         %source,
         partitions = stored.len(),
@@ -119,7 +121,7 @@ pub async fn run_consumer(
             .collect(),
         source,
         config,
-        hot,
+        sink,
         limits,
         book,
         dead_letters,
@@ -144,7 +146,7 @@ pub async fn run_consumer(
 /// The state of the consumer thread.
 struct Worker {
     config: KafkaConfig,
-    hot: Arc<dyn HotTier>,
+    sink: Arc<dyn EventSink>,
     limits: Limits,
     book: Arc<OffsetBook>,
     dead_letters: DeadLetters,
@@ -160,12 +162,15 @@ struct Worker {
 
 /// Why a batch was not stored.
 enum Stalled {
-    /// Try again later: the hot tier is full or the dead-letter topic is not reachable.
+    /// Try again later: a tier is full or unavailable, or the dead-letter topic is not
+    /// reachable.
     Retry {
         kind: &'static str,
         reason: String,
         wait: Option<Duration>,
     },
+    /// Shutdown interrupted the attempt; the batch is dropped (nothing of it is committed).
+    ShuttingDown,
     /// Stop the consumer.
     Fatal(Error),
 }
@@ -309,6 +314,7 @@ impl Worker {
             let (kind, reason, wait) = match self.attempt(consumer, batch) {
                 Ok(()) => break,
                 Err(Stalled::Fatal(e)) => return Err(e),
+                Err(Stalled::ShuttingDown) => return Ok(()),
                 Err(Stalled::Retry { kind, reason, wait }) => (kind, reason, wait),
             };
             if paused.is_none() {
@@ -396,13 +402,7 @@ impl Worker {
                         wait: None,
                     });
                 }
-                None => {
-                    return Err(Stalled::Retry {
-                        kind: "dead_letter",
-                        reason: "shutting down".to_owned(),
-                        wait: None,
-                    });
-                }
+                None => return Err(Stalled::ShuttingDown),
             }
         }
 
@@ -414,21 +414,28 @@ impl Worker {
             "storing a batch"
         );
         let started = Instant::now();
-        let appended = self.runtime.block_on(self.hot.append(AppendRequest {
+        let appended = self.runtime.block_on(self.sink.append(AppendRequest {
             events,
             offsets: offsets.clone(),
         }));
         let outcomes = match appended {
             Ok(outcomes) => outcomes,
             Err(strata_core::Error::Full {
+                tier,
                 reason,
                 retry_after,
-                ..
             }) => {
                 return Err(Stalled::Retry {
                     kind: "hot_full",
-                    reason: format!("the hot tier is full ({reason})"),
+                    reason: format!("the {tier} tier is full ({reason})"),
                     wait: Some(retry_after),
+                });
+            }
+            Err(strata_core::Error::Unavailable { tier, op, message }) => {
+                return Err(Stalled::Retry {
+                    kind: "unavailable",
+                    reason: format!("the {tier} tier is unavailable during {op}: {message}"),
+                    wait: None,
                 });
             }
             Err(e) => return Err(Stalled::Fatal(e.into())),
@@ -671,5 +678,107 @@ impl Throttle {
         }
         self.last = Some(now);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::message::OwnedHeaders;
+
+    use super::*;
+
+    const NOW: i64 = 1_795_000_000_000_000;
+
+    fn event_record(topic: &Arc<str>, partition: i32, offset: i64, id: &str) -> Record {
+        let raw = format!(r#"{{"tenant":"acme","stream":"s","key":"k","id":"{id}","ts":{NOW}}}"#)
+            .into_bytes();
+        let event = decode_message(Some(&raw), &Limits::default(), NOW).unwrap();
+        Record {
+            topic: Arc::clone(topic),
+            partition,
+            offset,
+            body: Body::Event {
+                raw,
+                event: Some(event),
+            },
+        }
+    }
+
+    fn letter_record(topic: &Arc<str>, partition: i32, offset: i64) -> Record {
+        Record {
+            topic: Arc::clone(topic),
+            partition,
+            offset,
+            body: Body::DeadLetter(DeadLetter::new(
+                Arc::clone(topic),
+                None,
+                Some(b"{bad".to_vec()),
+                OwnedHeaders::new(),
+            )),
+        }
+    }
+
+    #[test]
+    fn offsets_cover_every_partition_including_dead_letters() {
+        let (t, u): (Arc<str>, Arc<str>) = (Arc::from("t"), Arc::from("u"));
+        let batch = Batch {
+            now: Some(NOW),
+            records: vec![
+                event_record(&t, 0, 5, "a"),
+                letter_record(&t, 0, 6),
+                event_record(&t, 1, 3, "b"),
+                letter_record(&u, 0, 9),
+            ],
+        };
+        let next: Vec<(String, i32, i64)> = batch
+            .offsets("kafka:g")
+            .into_iter()
+            .map(|o| {
+                assert_eq!(o.source, "kafka:g");
+                (o.topic, o.partition, o.next_offset)
+            })
+            .collect();
+        assert_eq!(
+            next,
+            vec![
+                ("t".to_owned(), 0, 7),
+                ("t".to_owned(), 1, 4),
+                ("u".to_owned(), 0, 10)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_retried_batch_decodes_the_same_events_again() {
+        let t: Arc<str> = Arc::from("t");
+        let mut batch = Batch {
+            now: Some(NOW),
+            records: vec![
+                event_record(&t, 0, 0, "a"),
+                letter_record(&t, 0, 1),
+                event_record(&t, 0, 2, "b"),
+            ],
+        };
+        let first = batch.take_events(&Limits::default());
+        assert_eq!(
+            first.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        // The first attempt's events went into the (refused) request; a retry rebuilds them.
+        let second = batch.take_events(&Limits::default());
+        assert_eq!(first, second);
+        assert_eq!(batch.undelivered_letters().len(), 1);
+        batch.undelivered_letters()[0].delivered = true;
+        assert!(
+            batch.undelivered_letters().is_empty(),
+            "delivered once, sent once"
+        );
+    }
+
+    #[test]
+    fn repeated_warnings_are_throttled() {
+        let mut t = Throttle::default();
+        assert!(t.ready());
+        assert!(!t.ready());
     }
 }

@@ -47,6 +47,13 @@ impl ClientContext for LogContext {
 }
 
 fn log_line(client: &str, level: RDKafkaLogLevel, fac: &str, message: &str) {
+    // The passed-through properties go to every client, so each client warns about the ones
+    // meant for the others; that is expected, not worth a warning.
+    let level = if fac == "CONFWARN" {
+        RDKafkaLogLevel::Debug
+    } else {
+        level
+    };
     match level {
         RDKafkaLogLevel::Emerg
         | RDKafkaLogLevel::Alert

@@ -10,8 +10,8 @@ pub const DEAD_LETTERS: &str = "strata_kafka_dead_letters_total";
 pub const LAG: &str = "strata_kafka_consumer_lag";
 /// Seconds one batch's durable commit (events and offsets in one transaction) takes.
 pub const COMMIT_SECONDS: &str = "strata_kafka_commit_duration_seconds";
-/// Times consumption paused because the hot tier was full (or the dead-letter topic
-/// unreachable), by `reason` (`hot_full` | `dead_letter`).
+/// Times consumption paused because a batch could not be stored yet, by `reason`
+/// (`hot_full` | `unavailable` | `dead_letter`).
 pub const PAUSES: &str = "strata_kafka_pauses_total";
 /// Rebalance callbacks served, by `kind` (`assign` | `revoke` | `error`).
 pub const REBALANCES: &str = "strata_kafka_rebalances_total";

@@ -27,6 +27,10 @@ impl Cluster for Mock {
             .create_topic(name, partitions, 1)
             .expect("create mock topic");
     }
+
+    fn commits_during_rebalance(&self) -> bool {
+        false
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,4 +51,9 @@ async fn rebalance_loses_and_duplicates_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_hot_tier_pauses_and_resumes() {
     scenarios::full_hot_tier_pauses_and_resumes(&Mock::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivery_after_flush_is_not_stored_again() {
+    scenarios::redelivery_after_flush_is_not_stored_again(&Mock::new()).await;
 }

@@ -5,8 +5,9 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use strata_types::{Limits, UnknownFields};
+use strata_warm::Layout;
 
 /// Strata: a tiered event store.
 #[derive(Debug, Parser)]
@@ -23,8 +24,11 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server: REST and gRPC ingest and queries over the hot tier.
+    /// Run the server: REST and gRPC ingest and queries over the hot and warm tiers, and the
+    /// flusher that moves events from hot to warm.
     Serve(Box<ServeArgs>),
+    /// Apply the warm tier's schema migrations (idempotent), or print their state.
+    Migrate(Box<MigrateArgs>),
     /// Generate realistic events and send them to a server; report throughput and latency.
     Load(Box<LoadArgs>),
 }
@@ -42,6 +46,33 @@ pub struct ServeArgs {
     /// Hot tier budgets.
     #[command(flatten)]
     pub hot: HotArgs,
+    /// The warm tier.
+    #[command(flatten)]
+    pub warm: WarmArgs,
+    /// Apply pending warm-tier migrations at start (`false`: refuse to start on a database
+    /// that needs them, and leave migrating to `strata migrate`). Concurrent replicas
+    /// migrating the same database take turns under a lock, so each migration runs once.
+    #[arg(
+        long,
+        env = "STRATA_WARM_MIGRATE",
+        default_value_t = true,
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_name = "BOOL",
+        help_heading = "Warm tier"
+    )]
+    pub warm_migrate: bool,
+    /// Moving events from hot to warm, and how long each tier keeps them.
+    #[command(flatten)]
+    pub flush: FlushArgs,
+    /// This node's id, stamped on every row it flushes to warm (default: a random id created
+    /// with the data directory and kept in `<data-dir>/node-id`). A StatefulSet sets it to
+    /// the pod name. A data directory that already belongs to another id is refused, never
+    /// renumbered, and so is an id whose rows in warm are ahead of this hot tier (a reused
+    /// id on a new data directory).
+    #[arg(long, env = "STRATA_NODE_ID", value_parser = parse_node_id)]
+    pub node_id: Option<String>,
     /// What an event and a batch may be.
     #[command(flatten)]
     pub limits: LimitsArgs,
@@ -102,6 +133,285 @@ pub struct HotArgs {
         value_parser = parse_byte_size
     )]
     pub hot_disk: u64,
+}
+
+/// Where the warm tier lives and how it is laid out; shared by `serve` and `migrate`.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Warm tier")]
+pub struct WarmArgs {
+    /// The warm tier: `embedded` (a file `<data-dir>/warm.redb`, no server) or a PostgreSQL
+    /// URL, `postgres://USER:PASSWORD@HOST:5432/DB`. The password never appears in logs or
+    /// messages.
+    #[arg(
+        long,
+        env = "STRATA_WARM",
+        default_value = "embedded",
+        hide_env_values = true,
+        value_parser = WarmUrlParser
+    )]
+    pub warm: WarmUrl,
+    /// Layout to create in a database that has none yet: `auto` (TimescaleDB when the server
+    /// offers the extension, native partitions otherwise), `postgres` or `timescaledb`. An
+    /// existing database keeps its layout.
+    #[arg(long, env = "STRATA_WARM_LAYOUT", value_enum, default_value_t = LayoutArg::Auto)]
+    pub warm_layout: LayoutArg,
+    /// Most pooled PostgreSQL connections.
+    #[arg(long, env = "STRATA_WARM_POOL_SIZE", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub warm_pool_size: u32,
+    /// How long to wait for a PostgreSQL connection (connecting, or a free pooled one).
+    #[arg(
+        long,
+        env = "STRATA_WARM_CONNECT_TIMEOUT",
+        default_value = "5s",
+        value_parser = parse_duration
+    )]
+    pub warm_connect_timeout: Duration,
+    /// TimescaleDB chunk interval of the events hypertable.
+    #[arg(
+        long,
+        env = "STRATA_WARM_CHUNK_INTERVAL",
+        default_value = "1d",
+        value_parser = parse_duration
+    )]
+    pub warm_chunk_interval: Duration,
+    /// TimescaleDB: compress chunks older than this.
+    #[arg(
+        long,
+        env = "STRATA_WARM_COMPRESS_AFTER",
+        default_value = "7d",
+        value_parser = parse_duration
+    )]
+    pub warm_compress_after: Duration,
+    /// Plain PostgreSQL: daily partitions created ahead of today.
+    #[arg(long, env = "STRATA_WARM_PARTITIONS_AHEAD", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(0..=366))]
+    pub warm_partitions_ahead: u32,
+}
+
+/// `--warm-layout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LayoutArg {
+    /// TimescaleDB when available, native partitions otherwise.
+    Auto,
+    /// Native daily partitions and Strata-maintained rollups.
+    Postgres,
+    /// A TimescaleDB hypertable; fails when the extension is not available.
+    Timescaledb,
+}
+
+impl From<LayoutArg> for Layout {
+    fn from(a: LayoutArg) -> Self {
+        match a {
+            LayoutArg::Auto => Layout::Auto,
+            LayoutArg::Postgres => Layout::Postgres,
+            LayoutArg::Timescaledb => Layout::Timescale,
+        }
+    }
+}
+
+/// A warm-tier URL whose `Display` and `Debug` hide the password, so it can be logged and a
+/// parsed command line printed without leaking credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WarmUrl(String);
+
+impl WarmUrl {
+    /// The URL with its password, for connecting only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is the embedded store.
+    pub fn is_embedded(&self) -> bool {
+        self.0 == "embedded"
+    }
+
+    /// The URL with its password (in the user part or a `password=` parameter) replaced by
+    /// `***`.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+}
+
+impl std::fmt::Display for WarmUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl std::fmt::Debug for WarmUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WarmUrl({:?})", self.redacted())
+    }
+}
+
+impl std::str::FromStr for WarmUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_warm_url(s)
+    }
+}
+
+/// `s` with any password replaced by `***`: the one in `user:password@`, and any
+/// `password=` query parameter.
+pub fn redact_url(s: &str) -> String {
+    let (base, query) = match s.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (s, None),
+    };
+    let mut out = String::with_capacity(s.len());
+    match (base.find("://"), base.rfind('@')) {
+        // The last `@` ends the user part, so a password holding `@` or `/` (however
+        // unwise) is still hidden whole.
+        (Some(scheme_end), Some(at)) if at > scheme_end + 3 => {
+            let userinfo = &base[scheme_end + 3..at];
+            out.push_str(&base[..scheme_end + 3]);
+            match userinfo.split_once(':') {
+                Some((user, _)) => {
+                    out.push_str(user);
+                    out.push_str(":***");
+                }
+                None => out.push_str(userinfo),
+            }
+            out.push_str(&base[at..]);
+        }
+        _ => out.push_str(base),
+    }
+    if let Some(query) = query {
+        out.push('?');
+        let params: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_owned(),
+            })
+            .collect();
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
+/// Parses `--warm` like `parse_warm_url`, but unlike clap's usual message for a bad value,
+/// the error never repeats the value itself: it may hold a password.
+#[derive(Debug, Clone, Copy)]
+struct WarmUrlParser;
+
+impl clap::builder::TypedValueParser for WarmUrlParser {
+    type Value = WarmUrl;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        let name = arg.map_or_else(|| "--warm".to_owned(), ToString::to_string);
+        let fail = |reason: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '{name}': {reason}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let value = value
+            .to_str()
+            .ok_or_else(|| fail("the URL is not valid UTF-8".into()))?;
+        parse_warm_url(value).map_err(fail)
+    }
+}
+
+fn parse_warm_url(s: &str) -> Result<WarmUrl, String> {
+    let s = s.trim();
+    if s == "embedded" || s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        Ok(WarmUrl(s.to_owned()))
+    } else {
+        Err(format!(
+            "expected `embedded` or a URL such as `postgres://user:password@host:5432/db`, \
+             got `{}`",
+            redact_url(s)
+        ))
+    }
+}
+
+/// The flusher and the retention of each tier.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Flushing and retention")]
+pub struct FlushArgs {
+    /// Events stay in the hot tier at least this long after ingest before the flusher moves
+    /// them to warm.
+    #[arg(
+        long,
+        env = "STRATA_HOT_RETENTION",
+        default_value = "15m",
+        value_parser = parse_duration
+    )]
+    pub hot_retention: Duration,
+    /// How often the flusher looks for events due for warm (a backlog drains without waiting
+    /// for the next tick).
+    #[arg(
+        long,
+        env = "STRATA_FLUSH_INTERVAL",
+        default_value = "5s",
+        value_parser = parse_positive_duration
+    )]
+    pub flush_interval: Duration,
+    /// About this many events per warm batch (one transaction; whole hot commits, so
+    /// sometimes more).
+    #[arg(long, env = "STRATA_FLUSH_MAX_BATCH_EVENTS", default_value_t = 50_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub flush_max_batch_events: u32,
+    /// Warm rows with an event time older than this are dropped; `off` keeps them forever.
+    #[arg(
+        long,
+        env = "STRATA_WARM_RETENTION",
+        default_value = "90d",
+        value_parser = parse_retention
+    )]
+    pub warm_retention: Retention,
+}
+
+/// How long a tier keeps data: a duration, or forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention(pub Option<Duration>);
+
+fn parse_retention(s: &str) -> Result<Retention, String> {
+    match s.trim() {
+        "off" | "none" | "forever" => Ok(Retention(None)),
+        other => match parse_duration(other)? {
+            // Zero would drop every row at the first pass: far more likely a mistake than a
+            // wish, and `off` says the opposite.
+            d if d.is_zero() => Err("expected a duration above zero, or `off`".into()),
+            d => Ok(Retention(Some(d))),
+        },
+    }
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("expected a duration above zero".into()),
+        d => Ok(d),
+    }
+}
+
+fn parse_node_id(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if crate::node::valid(s) {
+        Ok(s.to_owned())
+    } else {
+        Err("expected 1 to 64 characters of `a-z`, `A-Z`, `0-9`, `-` and `_`".into())
+    }
+}
+
+/// Flags of `strata migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The warm tier to migrate.
+    #[command(flatten)]
+    pub warm: WarmArgs,
+    /// Print the warm mode, the applied and pending migrations and whether the timescaledb
+    /// extension is available, instead of applying anything.
+    #[arg(long)]
+    pub status: bool,
 }
 
 /// Limits on events and batches; each maps to the [`Limits`] field of the same name.
@@ -383,6 +693,151 @@ mod tests {
         assert_eq!(s.hot.hot_disk, 10 * 1024 * 1024 * 1024);
         assert_eq!(s.shutdown_grace, Duration::from_secs(30));
         assert_eq!(cli.log.log_format, LogFormat::Pretty);
+        assert!(s.warm.warm.is_embedded());
+        assert_eq!(s.warm.warm_layout, LayoutArg::Auto);
+        assert!(s.warm_migrate);
+        assert_eq!(s.node_id, None);
+        let warm = s.warm.to_config(&s.data_dir, s.warm_migrate);
+        let lib = strata_warm::WarmConfig::new("storage");
+        assert_eq!(warm.layout, lib.layout);
+        assert_eq!(warm.pool_size, lib.pool_size);
+        assert_eq!(warm.connect_timeout, lib.connect_timeout);
+        assert_eq!(warm.chunk_interval, lib.chunk_interval);
+        assert_eq!(warm.compress_after, lib.compress_after);
+        assert_eq!(warm.partitions_ahead, lib.partitions_ahead);
+        assert!(warm.migrate_on_open);
+        let flush = s.flush.to_config();
+        let lib = strata_tiering::FlusherConfig::default();
+        assert_eq!(flush.hot_retention, Duration::from_secs(15 * 60));
+        assert_eq!(flush.hot_retention, lib.hot_retention);
+        assert_eq!(flush.flush_interval, lib.flush_interval);
+        assert_eq!(flush.max_batch_events, lib.max_batch_events);
+        assert_eq!(flush.warm_retention, Some(Duration::from_secs(90 * 86_400)));
+    }
+
+    #[test]
+    fn warm_and_flush_flags_parse() {
+        let cli = parse(&[
+            "serve",
+            "--warm",
+            "postgres://strata:s3cret@db:5432/strata",
+            "--warm-layout",
+            "timescaledb",
+            "--warm-pool-size",
+            "3",
+            "--warm-connect-timeout",
+            "250ms",
+            "--warm-chunk-interval",
+            "6h",
+            "--warm-compress-after",
+            "2d",
+            "--warm-partitions-ahead",
+            "1",
+            "--warm-migrate",
+            "false",
+            "--warm-retention",
+            "off",
+            "--hot-retention",
+            "1s",
+            "--flush-interval",
+            "200ms",
+            "--flush-max-batch-events",
+            "500",
+            "--node-id",
+            "strata-0",
+        ])
+        .unwrap();
+        let Command::Serve(s) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(
+            s.warm.warm.expose(),
+            "postgres://strata:s3cret@db:5432/strata"
+        );
+        let warm = s.warm.to_config(&s.data_dir, s.warm_migrate);
+        assert_eq!(warm.layout, Layout::Timescale);
+        assert_eq!(warm.pool_size, 3);
+        assert_eq!(warm.connect_timeout, Duration::from_millis(250));
+        assert_eq!(warm.chunk_interval, Duration::from_secs(6 * 3600));
+        assert_eq!(warm.compress_after, Duration::from_secs(2 * 86_400));
+        assert_eq!(warm.partitions_ahead, 1);
+        assert!(!warm.migrate_on_open);
+        let flush = s.flush.to_config();
+        assert_eq!(flush.hot_retention, Duration::from_secs(1));
+        assert_eq!(flush.flush_interval, Duration::from_millis(200));
+        assert_eq!(flush.max_batch_events, 500);
+        assert_eq!(flush.warm_retention, None);
+        assert_eq!(s.node_id.as_deref(), Some("strata-0"));
+        // A parsed command line can be printed without leaking the password.
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        assert!(debug.contains("strata:***@db:5432"), "{debug}");
+
+        let cli = parse(&["serve", "--warm-migrate"]).unwrap();
+        let Command::Serve(s) = cli.command else {
+            panic!("not serve")
+        };
+        assert!(s.warm_migrate);
+    }
+
+    #[test]
+    fn bad_warm_values_are_refused_without_echoing_passwords() {
+        let err = parse(&["serve", "--warm", "mysql://root:hunter2@db/x"]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("--warm"), "{msg}");
+        assert!(!msg.contains("hunter2"), "{msg}");
+        assert!(parse(&["serve", "--warm-layout", "mongo"]).is_err());
+        assert!(parse(&["serve", "--warm-retention", "0s"]).is_err());
+        assert!(parse(&["serve", "--flush-interval", "0s"]).is_err());
+        assert!(parse(&["serve", "--flush-max-batch-events", "0"]).is_err());
+        assert!(parse(&["serve", "--warm-pool-size", "0"]).is_err());
+        let err = parse(&["serve", "--node-id", "pod/0"]).unwrap_err();
+        assert!(err.to_string().contains("--node-id"), "{err}");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        for (url, want) in [
+            ("embedded", "embedded"),
+            ("postgres://db/strata", "postgres://db/strata"),
+            ("postgres://strata@db/strata", "postgres://strata@db/strata"),
+            (
+                "postgres://strata:pw@db:5432/strata",
+                "postgres://strata:***@db:5432/strata",
+            ),
+            (
+                "postgresql://u:p%40ss@h1,h2/db",
+                "postgresql://u:***@h1,h2/db",
+            ),
+            // An unencoded `@` or `/` in the password is still hidden whole.
+            ("postgres://u:a@b/c@h/db", "postgres://u:***@h/db"),
+            (
+                "postgres://h/db?user=u&password=pw&sslmode=require",
+                "postgres://h/db?user=u&password=***&sslmode=require",
+            ),
+            (
+                "postgres://u:pw@h/db?PASSWORD=x",
+                "postgres://u:***@h/db?PASSWORD=***",
+            ),
+        ] {
+            assert_eq!(redact_url(url), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn migrate_flags() {
+        let cli = parse(&["migrate", "--warm", "postgres://h/db", "--status"]).unwrap();
+        let Command::Migrate(m) = cli.command else {
+            panic!("not migrate")
+        };
+        assert!(m.status);
+        assert_eq!(m.warm.warm.expose(), "postgres://h/db");
+        let cli = parse(&["migrate"]).unwrap();
+        let Command::Migrate(m) = cli.command else {
+            panic!("not migrate")
+        };
+        assert!(!m.status);
+        assert!(m.warm.warm.is_embedded());
     }
 
     #[test]

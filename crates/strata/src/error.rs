@@ -36,9 +36,49 @@ pub enum Error {
         #[source]
         source: strata_core::Error,
     },
-    /// The warm tier could not be opened.
-    #[error("cannot open the warm tier: {source}")]
+    /// The node id could not be settled (unreadable file, or a data directory that belongs
+    /// to another id than `--node-id`).
+    #[error("cannot start on the data directory {}: {source}", dir.display())]
+    NodeId {
+        /// The data directory.
+        dir: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: crate::node::NodeIdError,
+    },
+    /// The warm tier could not be opened, and retrying would not help (wrong credentials,
+    /// missing database, pending migrations with `--warm-migrate false`, ...).
+    #[error("cannot open the warm tier at {target}: {source}")]
     OpenWarm {
+        /// The warm URL, password hidden.
+        target: String,
+        /// What the warm tier said.
+        #[source]
+        source: strata_core::Error,
+    },
+    /// Warm holds rows of this node id beyond any sequence number its hot tier issued: a new
+    /// hot store runs under a reused id, and warm would skip its events as already written.
+    #[error(
+        "node id `{node}` is already taken: the warm tier holds its events up to sequence \
+         number {warm_committed}, but this data directory's hot tier has issued only up to \
+         {hot_last_seq}, so this is a new hot store under a reused id and warm would skip \
+         its events as already written; start it with another --node-id (STRATA_NODE_ID)"
+    )]
+    NodeReused {
+        /// The node id.
+        node: String,
+        /// Highest sequence number of `node` committed to warm.
+        warm_committed: u64,
+        /// Highest sequence number the hot tier has issued.
+        hot_last_seq: u64,
+    },
+    /// `strata migrate` failed.
+    #[error("cannot {action} the warm tier at {target}: {source}")]
+    Migrate {
+        /// `migrate` or `read the migration status of`.
+        action: &'static str,
+        /// The warm URL, password hidden.
+        target: String,
         /// What the warm tier said.
         #[source]
         source: strata_core::Error,

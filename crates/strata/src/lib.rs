@@ -1,18 +1,22 @@
-//! The `strata` binary's library: the command line, `serve` (tiers + APIs + graceful
-//! shutdown), `load` (the load generator), logging and signal handling.
+//! The `strata` binary's library: the command line, `serve` (tiers + flusher + APIs +
+//! graceful shutdown), `migrate` (the warm tier's schema), `load` (the load generator),
+//! logging and signal handling.
 //!
 //! This is the only crate that names concrete backends: it opens the redb hot tier and the
-//! warm tier, builds the [`strata_tiering::Store`] over them and hands that to the REST and
-//! gRPC servers.
+//! warm tier (embedded or PostgreSQL), builds the [`strata_tiering::Store`] over them, runs
+//! the [`strata_tiering::Flusher`] between them and hands the store to the REST and gRPC
+//! servers.
 //! `main.rs` only installs the allocator and calls [`main`].
 
 pub mod cli;
 mod error;
 pub mod load;
+pub mod migrate;
 pub mod node;
 pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
+pub mod warm;
 
 use std::{process::ExitCode, time::Duration};
 
@@ -57,6 +61,7 @@ pub fn main() -> ExitCode {
 pub async fn run(command: Command) -> Result<()> {
     match command {
         Command::Serve(args) => serve::run(*args).await,
+        Command::Migrate(args) => migrate::run(*args).await,
         Command::Load(args) => load::run(*args).await,
     }
 }

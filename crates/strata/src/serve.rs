@@ -1,28 +1,34 @@
-//! `strata serve`: open the tiers, bind the APIs, run until a signal, shut down in order.
+//! `strata serve`: open the tiers, bind the APIs, run the flusher, run until a signal, shut
+//! down in order.
 //!
 //! Shutdown order matters for durability: the listeners stop taking requests first, requests
-//! already inside finish (their commits complete and they get their answers), background
-//! tasks stop, and only then does the store close, finishing any commit still in flight.
+//! already inside finish (their commits complete and they get their answers), then the
+//! flusher is stopped and makes one last pass (what is due goes to warm), the warm connector
+//! gives up, and only then does the store close, finishing any commit still in flight.
 //! All of it is bounded by `--shutdown-grace`; what is cut short loses nothing acknowledged,
-//! because an acknowledgement is only ever sent after a durable commit.
+//! because an acknowledgement is only ever sent after a durable commit, and nothing leaves
+//! the hot tier before warm has committed it.
+//!
+//! A warm tier that cannot be reached at start does not stop the start; see [`crate::warm`]
+//! for that decision and for why `/readyz` does not follow warm.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use strata_api::{ApiConfig, Server};
 use strata_core::hot::HotTier;
 use strata_hot::{HotConfig, HotStore};
-use strata_tiering::Store;
-use strata_warm::WarmConfig;
-use tokio::time::Instant;
+use strata_tiering::{Flusher, FlusherConfig, Store};
+use tokio::{sync::oneshot, time::Instant};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{error, info, warn};
 
 use crate::{
     Error, Result,
-    cli::{ApiArgs, HotArgs, ServeArgs},
+    cli::{ApiArgs, FlushArgs, HotArgs, ServeArgs},
     error::ShutdownCut,
-    node,
+    node::{self, NodeIdError},
     shutdown::Signals,
+    warm::{self, Connector, WarmStart},
 };
 
 /// Name of the hot tier's redb file inside `--data-dir`.
@@ -51,6 +57,19 @@ impl HotArgs {
     }
 }
 
+impl FlushArgs {
+    /// The flusher configuration these flags describe (the node id is the store's).
+    pub fn to_config(&self) -> FlusherConfig {
+        FlusherConfig {
+            hot_retention: self.hot_retention,
+            flush_interval: self.flush_interval,
+            max_batch_events: self.flush_max_batch_events as usize,
+            warm_retention: self.warm_retention.0,
+            ..FlusherConfig::default()
+        }
+    }
+}
+
 /// Runs the server until SIGTERM/SIGINT and a graceful shutdown.
 pub async fn run(args: ServeArgs) -> Result<()> {
     // Installed first so that a signal during a slow start (a large hot tier being opened)
@@ -58,8 +77,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let signals = Signals::listen().map_err(Error::Signals)?;
     let metrics = strata_api::install_metrics_recorder()?;
     strata_tiering::describe_metrics();
+    strata_tiering::flusher::describe_metrics();
+    strata_hot::metrics::describe_metrics();
+    warm::describe_metrics();
 
-    let store = open_store(&args).await?;
+    let (store, connector) = open_store(&args).await?;
+    // Built before the APIs serve: it tells the store's write path that events can now leave
+    // hot, so from the first request on, retries of events an earlier run already flushed
+    // are checked against warm.
+    let flusher = Flusher::for_store(&store, args.flush.to_config());
     let server = match Server::bind(args.api.to_config(), store.clone(), metrics).await {
         Ok(server) => server,
         Err(e) => {
@@ -73,12 +99,40 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         "listening"
     );
 
-    // Every background task holds `stop` and is tracked, so shutdown can wait for all of
-    // them before the store closes under them. `stop` is not the signal token itself:
-    // `shut_down` cancels it after logging, so the log reads in the order things happen.
+    // Every task is tracked, so shutdown can wait for all of them before the store closes
+    // under them. The APIs and the back end have separate tokens because they stop at
+    // different steps: listeners first, then the flusher (after the last request that could
+    // add to what is due) and the warm connector. Neither is the signal token itself:
+    // `shut_down` cancels them after logging, so the log reads in the order things happen.
     let stop = CancellationToken::new();
+    let background = CancellationToken::new();
     let tracker = TaskTracker::new();
     let mut api = tracker.spawn(server.run(stop.clone()));
+    info!(
+        node = store.node(),
+        hot_retention = %humantime::format_duration(args.flush.hot_retention),
+        flush_interval = %humantime::format_duration(args.flush.flush_interval),
+        max_batch_events = args.flush.flush_max_batch_events,
+        warm_retention = %args
+            .flush
+            .warm_retention
+            .0
+            .map_or_else(|| "off".to_owned(), |d| humantime::format_duration(d).to_string()),
+        "flusher started"
+    );
+    warn_if_writes_need_warm(&args);
+    tracker.spawn(flusher.run(background.clone()));
+    // The connector reports an error that retrying cannot fix through `warm_failed`; it
+    // drops the sender when it connects or stops, which disables that branch below.
+    let (warm_failed_tx, mut warm_failed) = oneshot::channel::<Error>();
+    if let Some(connector) = connector {
+        let background = background.clone();
+        tracker.spawn(async move {
+            if let Err(e) = connector.run(background).await {
+                let _ = warm_failed_tx.send(e);
+            }
+        });
+    }
     tracker.close();
 
     let mut failure = None;
@@ -97,6 +151,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             failure = Some(e);
             api_running = false;
         }
+        Ok(e) = &mut warm_failed => {
+            error!(error = %e, "the warm tier cannot be used; shutting down");
+            failure = Some(e);
+        }
     }
 
     let deadline = Instant::now() + args.shutdown_grace;
@@ -105,7 +163,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         &signals,
         deadline,
         args.shutdown_grace,
-        &stop,
+        Tokens {
+            api: &stop,
+            background: &background,
+        },
         api,
         &tracker,
         &store,
@@ -120,7 +181,40 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
 }
 
-async fn open_store(args: &ServeArgs) -> Result<Store> {
+/// Slack the write path adds to its duplicate-check horizon for clock steps
+/// (`strata_tiering::release_gate`); mirrored here only to word the warning below.
+const DEDUPE_CLOCK_SLACK: Duration = Duration::from_secs(60);
+
+/// Writes of events whose `ts` is older than `now - hot_retention + max_future_skew + 1m`
+/// ask warm whether an earlier copy was already flushed. With a hot retention at or below
+/// `max_future_skew + 1m` that is every live write, so a warm outage refuses writes (503)
+/// instead of letting the hot tier absorb them. Legitimate for tests and demos; an operator
+/// should hear about it.
+fn warn_if_writes_need_warm(args: &ServeArgs) {
+    let skew: Duration = args.limits.max_future_skew.into();
+    let hot_retention = args.flush.hot_retention;
+    if hot_retention <= skew + DEDUPE_CLOCK_SLACK {
+        warn!(
+            hot_retention = %humantime::format_duration(hot_retention),
+            max_future_skew = %humantime::format_duration(skew),
+            "--hot-retention is not longer than --max-future-skew plus a minute: every write \
+             checks the warm tier for an already flushed copy of its events, so while warm is \
+             unreachable writes are refused (503) instead of being absorbed by the hot tier"
+        );
+    }
+}
+
+/// The tokens `shut_down` cancels, in this order.
+struct Tokens<'a> {
+    /// Stops the listeners.
+    api: &'a CancellationToken,
+    /// Stops the flusher (after its final pass) and the warm connector.
+    background: &'a CancellationToken,
+}
+
+/// Opens the hot tier, settles the node id and opens the warm tier; returns the store and,
+/// when warm could not be reached yet, the connector that keeps trying.
+async fn open_store(args: &ServeArgs) -> Result<(Store, Option<Connector>)> {
     let dir = args.data_dir.clone();
     let path = dir.join(HOT_FILE);
     let config = args.hot.to_config(path.clone());
@@ -133,16 +227,26 @@ async fn open_store(args: &ServeArgs) -> Result<Store> {
     // Opening redb reads and may repair the file after a crash: blocking IO, so it runs
     // off the async workers.
     let blocking_dir = dir.clone();
+    let requested = args.node_id.clone();
     let (hot, node) = tokio::task::spawn_blocking(move || {
         let dir = blocking_dir;
         std::fs::create_dir_all(&dir).map_err(|source| Error::DataDir {
             path: dir.clone(),
             source,
         })?;
-        let node = node::load_or_create(&dir, path.exists()).map_err(|source| Error::DataDir {
-            path: dir.join(node::NODE_FILE),
-            source,
-        })?;
+        let node =
+            node::load_or_create(&dir, path.exists(), requested.as_deref()).map_err(|source| {
+                match source {
+                    NodeIdError::Io(source) => Error::DataDir {
+                        path: dir.join(node::NODE_FILE),
+                        source,
+                    },
+                    source => Error::NodeId {
+                        dir: dir.clone(),
+                        source,
+                    },
+                }
+            })?;
         let hot = HotStore::open(config).map_err(|source| Error::OpenHot { path, source })?;
         Ok::<_, Error>((hot, node))
     })
@@ -153,16 +257,28 @@ async fn open_store(args: &ServeArgs) -> Result<Store> {
     })??;
     info!(%node, "hot tier open");
     let hot: Arc<dyn HotTier> = Arc::new(hot);
-    let warm = match strata_warm::open_warm("embedded", &WarmConfig::new(&dir)).await {
-        Ok(warm) => warm,
-        Err(source) => {
+
+    let url = &args.warm.warm;
+    info!(warm = %url, "opening the warm tier");
+    let config = args.warm.to_config(&dir, args.warm_migrate);
+    let (warm, connector) = match warm::open(url, config, &node, hot.stats().last_seq).await {
+        Ok(WarmStart::Connected(warm)) => {
+            metrics::gauge!(warm::WARM_CONNECTED).set(1.0);
+            info!(warm = %url, warm_mode = %warm.mode(), "warm tier ready");
+            (warm, None)
+        }
+        Ok(WarmStart::Connecting(connector)) => (connector.warm(), Some(connector)),
+        Err(e) => {
             if let Err(e) = hot.shutdown().await {
                 warn!(error = %e, "closing the hot tier after the warm tier failed to open");
             }
-            return Err(Error::OpenWarm { source });
+            return Err(e);
         }
     };
-    Ok(Store::new(hot, warm, node, args.limits.to_limits()))
+    Ok((
+        Store::new(hot, warm, node, args.limits.to_limits()),
+        connector,
+    ))
 }
 
 /// Drains the APIs (`None` when they already ended) and background tasks, then closes the
@@ -171,7 +287,7 @@ async fn shut_down(
     signals: &Signals,
     deadline: Instant,
     grace: std::time::Duration,
-    stop: &CancellationToken,
+    tokens: Tokens<'_>,
     api: Option<tokio::task::JoinHandle<Result<(), strata_api::Error>>>,
     tracker: &TaskTracker,
     store: &Store,
@@ -184,7 +300,7 @@ async fn shut_down(
     };
 
     info!("closing listeners and waiting for in-flight requests");
-    stop.cancel();
+    tokens.api.cancel();
     let mut result = Ok(());
     if let Some(mut api) = api {
         tokio::select! {
@@ -204,7 +320,11 @@ async fn shut_down(
         }
     }
 
-    info!(tasks = tracker.len(), "waiting for background tasks");
+    info!(
+        tasks = tracker.len(),
+        "stopping the flusher (final flush of what is due) and background tasks"
+    );
+    tokens.background.cancel();
     tokio::select! {
         () = tracker.wait() => info!("background tasks stopped"),
         reason = cut() => {

@@ -58,6 +58,19 @@ fn serve_help_lists_every_flag_with_its_env_var() {
         "shutdown-grace",
         "log-format",
         "log-level",
+        "warm",
+        "warm-layout",
+        "warm-pool-size",
+        "warm-connect-timeout",
+        "warm-chunk-interval",
+        "warm-compress-after",
+        "warm-partitions-ahead",
+        "warm-migrate",
+        "warm-retention",
+        "hot-retention",
+        "flush-interval",
+        "flush-max-batch-events",
+        "node-id",
     ] {
         assert!(
             help.contains(&format!("--{flag}")),
@@ -66,9 +79,47 @@ fn serve_help_lists_every_flag_with_its_env_var() {
         let env = format!("STRATA_{}", flag.to_uppercase().replace('-', "_"));
         assert!(help.contains(&env), "{env} missing:\n{help}");
     }
-    for default in ["[default: storage]", "[default: 512MiB]", "[default: 30s]"] {
+    for default in [
+        "[default: storage]",
+        "[default: 512MiB]",
+        "[default: 30s]",
+        "[default: embedded]",
+        "[default: auto]",
+        "[default: 15m]",
+        "[default: 5s]",
+        "[default: 90d]",
+        "[default: 1d]",
+        "[default: 7d]",
+    ] {
         assert!(help.contains(default), "{default} missing:\n{help}");
     }
+}
+
+#[test]
+fn help_never_shows_the_warm_password_from_the_environment() {
+    for sub in ["serve", "migrate"] {
+        let out = strata(
+            &[sub, "--help"],
+            &[("STRATA_WARM", "postgres://strata:hunter2@db:5432/strata")],
+        );
+        assert!(out.status.success());
+        let help = text(&out.stdout);
+        assert!(help.contains("STRATA_WARM"), "{help}");
+        assert!(
+            !help.contains("hunter2"),
+            "{sub} --help shows the password:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_warm_url_is_refused_without_echoing_it() {
+    let out = strata(&["serve", "--warm", "mysql://root:hunter2@db/strata"], &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("invalid value"), "{stderr}");
+    assert!(stderr.contains("--warm"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
 }
 
 #[test]

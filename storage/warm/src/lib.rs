@@ -55,6 +55,11 @@ pub struct WarmConfig {
     pub chunk_interval: Duration,
     /// TimescaleDB: compress chunks older than this.
     pub compress_after: Duration,
+    /// TimescaleDB: least time between the continuous-aggregate refreshes that flushes
+    /// trigger. Until a flushed range is refreshed, queries read raw rows there (exact, only
+    /// slower); refreshing less often re-aggregates each row fewer times. Zero refreshes
+    /// after every flush.
+    pub rollup_refresh_interval: Duration,
     /// Plain PostgreSQL: daily partitions created ahead of today.
     pub partitions_ahead: u32,
 }
@@ -70,6 +75,7 @@ impl WarmConfig {
             connect_timeout: Duration::from_secs(5),
             chunk_interval: Duration::from_secs(86_400),
             compress_after: Duration::from_secs(7 * 86_400),
+            rollup_refresh_interval: Duration::from_secs(30),
             partitions_ahead: 3,
         }
     }
@@ -141,6 +147,7 @@ pub async fn status(url: &str, config: &WarmConfig) -> Result<MigrationStatus> {
         Scheme::Embedded => Ok(MigrationStatus {
             mode: Some(WarmMode::Embedded),
             timescaledb_available: false,
+            timescaledb_usable: false,
             applied: Vec::new(),
             pending: Vec::new(),
         }),

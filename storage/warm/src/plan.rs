@@ -71,6 +71,73 @@ pub(crate) fn plan(q: &AggregateQuery, range: TimeRange, use_rollups: bool) -> V
     out
 }
 
+/// Like [`plan`], but the parts of `range` that overlap any of `raw_only` (ranges whose
+/// rollups may be stale) are read raw while the rest may still use rollups. Adjacent raw
+/// segments are merged, so each raw stretch costs one read.
+pub(crate) fn plan_around(
+    q: &AggregateQuery,
+    range: TimeRange,
+    use_rollups: bool,
+    raw_only: &[TimeRange],
+) -> Vec<Segment> {
+    let mut islands: Vec<TimeRange> = raw_only
+        .iter()
+        .filter_map(|r| {
+            let from = r.from.max(range.from);
+            let to = r.to.min(range.to);
+            (from < to).then_some(TimeRange { from, to })
+        })
+        .collect();
+    islands.sort_by_key(|r| r.from);
+    let mut pieces = Vec::new();
+    let mut at = range.from;
+    for island in islands {
+        if island.from > at {
+            pieces.extend(plan(
+                q,
+                TimeRange {
+                    from: at,
+                    to: island.from,
+                },
+                use_rollups,
+            ));
+        }
+        let from = island.from.max(at);
+        if from < island.to {
+            pieces.push(Segment {
+                source: Source::Raw,
+                range: TimeRange {
+                    from,
+                    to: island.to,
+                },
+            });
+        }
+        at = at.max(island.to);
+    }
+    pieces.extend(plan(
+        q,
+        TimeRange {
+            from: at,
+            to: range.to,
+        },
+        use_rollups,
+    ));
+    let mut out: Vec<Segment> = Vec::with_capacity(pieces.len());
+    for seg in pieces {
+        match out.last_mut() {
+            Some(last)
+                if last.source == Source::Raw
+                    && seg.source == Source::Raw
+                    && last.range.to == seg.range.from =>
+            {
+                last.range.to = seg.range.to;
+            }
+            _ => out.push(seg),
+        }
+    }
+    out
+}
+
 fn split(range: TimeRange, widths: &[i64], out: &mut Vec<Segment>) {
     if range.from >= range.to {
         return;
@@ -209,6 +276,76 @@ mod tests {
             }]
         );
         assert_eq!(plan(&q("1h", None), range, false)[0].source, Source::Raw);
+    }
+
+    #[test]
+    fn stale_ranges_are_read_raw_and_the_rest_rolled_up() {
+        let range = TimeRange {
+            from: 0,
+            to: 3 * HOUR,
+        };
+        // One stale minute inside the second hour, one overlapping the range's end, one
+        // outside it, given out of order.
+        let stale = [
+            TimeRange {
+                from: 3 * HOUR - MINUTE,
+                to: 3 * HOUR + 5 * MINUTE,
+            },
+            TimeRange {
+                from: HOUR + 7 * MINUTE,
+                to: HOUR + 8 * MINUTE,
+            },
+            TimeRange {
+                from: 5 * HOUR,
+                to: 6 * HOUR,
+            },
+        ];
+        let segments = plan_around(&q("1h", None), range, true, &stale);
+        let got: Vec<(Source, i64, i64)> = segments
+            .iter()
+            .map(|s| (s.source, s.range.from, s.range.to))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Source::Rollup(HOUR), 0, HOUR),
+                (Source::Rollup(MINUTE), HOUR, HOUR + 7 * MINUTE),
+                (Source::Raw, HOUR + 7 * MINUTE, HOUR + 8 * MINUTE),
+                (Source::Rollup(MINUTE), HOUR + 8 * MINUTE, 3 * HOUR - MINUTE),
+                (Source::Raw, 3 * HOUR - MINUTE, 3 * HOUR),
+            ]
+        );
+        // Raw neighbours merge: an unaligned edge next to a stale minute is one read.
+        let range = TimeRange {
+            from: 5,
+            to: 2 * HOUR,
+        };
+        let stale = [TimeRange {
+            from: MINUTE,
+            to: 2 * MINUTE,
+        }];
+        let segments = plan_around(&q("1m", None), range, true, &stale);
+        assert_eq!(segments[0].source, Source::Raw);
+        assert_eq!(
+            segments[0].range,
+            TimeRange {
+                from: 5,
+                to: 2 * MINUTE
+            }
+        );
+        assert!(segments[1..].iter().all(|s| s.source != Source::Raw));
+        let c = covered(&segments);
+        assert!(c.windows(2).all(|w| w[0].1 == w[1].0));
+        assert_eq!(c.last().unwrap().1, range.to);
+        // Without rollups, or with nothing stale, it is plan().
+        assert_eq!(
+            plan_around(&q("1h", None), range, false, &stale),
+            plan(&q("1h", None), range, false)
+        );
+        assert_eq!(
+            plan_around(&q("1h", None), range, true, &[]),
+            plan(&q("1h", None), range, true)
+        );
     }
 
     #[test]

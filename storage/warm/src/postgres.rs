@@ -2,17 +2,24 @@
 //!
 //! Writes are one transaction per flushed batch: lock the node's ledger row, binary `COPY`
 //! the new rows straight into `events`, add their cells to the rollup tables (plain
-//! PostgreSQL) or note the range for a continuous-aggregate refresh (TimescaleDB), record the
-//! batch in the ledger, commit. Reads push tenant, range, stream, filter, grouping, bucket
-//! (`date_bin` from the epoch, so both layouts run the same SQL) and the hot watermark down
-//! into SQL. All SQL lives in `postgres/sql/*.sql`.
+//! PostgreSQL) or note their time ranges for a continuous-aggregate refresh (TimescaleDB),
+//! record the batch in the ledger, commit. Reads push tenant, range, stream, filter, grouping,
+//! bucket (`date_bin` from the epoch, so both layouts run the same SQL) and the hot watermark
+//! down into SQL. All SQL lives in `postgres/sql/*.sql`.
+//!
+//! With TimescaleDB the rollups are continuous aggregates, which only hold rows below their
+//! materialisation watermark after a refresh. Queries therefore read raw rows wherever a noted
+//! range overlaps, and noted ranges are refreshed (at most every `rollup_refresh_interval`
+//! after flushes, and on every retention pass) and then forgotten. A refresh that starts after
+//! a batch committed includes its rows, so forgetting the batch's ranges afterwards keeps
+//! answers exact.
 
 mod migrations;
 
 use std::{
     collections::{BTreeMap, HashSet},
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use async_trait::async_trait;
@@ -24,7 +31,9 @@ use strata_core::{
     hot::FlushBatch,
     warm::{HotWatermark, ScanCursor, ScanPage, ScanRequest, WarmMode, WarmTier, WriteOutcome},
 };
-use strata_types::{AggregateQuery, Cell, Event, GroupBy, PartialAggregate, StoredEvent};
+use strata_types::{
+    AggregateQuery, Cell, Event, GroupBy, PartialAggregate, StoredEvent, TimeRange,
+};
 use tokio_postgres::{
     IsolationLevel, Row,
     binary_copy::BinaryCopyInWriter,
@@ -59,6 +68,25 @@ const RETENTION_DELETE: &str = include_str!("postgres/sql/retention_delete.sql")
 const ROLLUP_PENDING_ADD: &str = include_str!("postgres/sql/rollup_pending_add.sql");
 const ROLLUP_PENDING_LIST: &str = include_str!("postgres/sql/rollup_pending_list.sql");
 const ROLLUP_PENDING_DONE: &str = include_str!("postgres/sql/rollup_pending_done.sql");
+const ROLLUP_PENDING_RETENTION: &str = include_str!("postgres/sql/rollup_pending_retention.sql");
+const REFRESH_ROLLUP: &str = include_str!("postgres/sql/refresh_rollup.sql");
+
+/// Noted ranges read per refresh round, and most rounds per refresh: one refresh stays
+/// bounded while flushes keep noting ranges.
+const REFRESH_BATCH: i64 = 256;
+const REFRESH_ROUNDS: usize = 8;
+/// Tries of one aggregate refresh that collides with a concurrent refresh of an overlapping
+/// window (a policy job, another node), and the pause before the first retry (then doubled up
+/// to the cap): TimescaleDB refuses such a refresh at once instead of waiting for the other.
+const REFRESH_TRIES: u32 = 8;
+const REFRESH_BACKOFF: Duration = Duration::from_millis(50);
+const REFRESH_BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// A batch's rows further apart than this in event time are noted as separate ranges, so a
+/// few late rows do not make a refresh re-aggregate everything in between.
+const PENDING_GAP: i64 = HOUR;
+/// More noted ranges than this overlapping one query: read all of it raw rather than
+/// splitting it into that many reads.
+const MAX_STALE_RANGES: usize = 16;
 
 /// Column types of [`COPY_EVENTS`], in its column order.
 const COPY_TYPES: [Type; 11] = [
@@ -187,6 +215,10 @@ pub struct PostgresWarm {
     /// Days (as `YYYYMMDD`) whose partition is known to exist (plain mode only).
     partitions: Arc<Mutex<HashSet<u32>>>,
     partitions_ahead: u32,
+    /// When this process last refreshed the continuous aggregates; held while refreshing, so
+    /// one refresh runs at a time per process (TimescaleDB mode only).
+    refresh: Arc<tokio::sync::Mutex<Option<Instant>>>,
+    refresh_interval: Duration,
 }
 
 impl std::fmt::Debug for PostgresWarm {
@@ -393,6 +425,8 @@ impl PostgresWarm {
             sql: Arc::new(Sql::new()),
             partitions: Arc::new(Mutex::new(HashSet::new())),
             partitions_ahead: config.partitions_ahead,
+            refresh: Arc::new(tokio::sync::Mutex::new(None)),
+            refresh_interval: config.rollup_refresh_interval,
         };
         if mode == WarmMode::Postgres {
             let client = warm.client("open").await?;
@@ -523,15 +557,15 @@ impl PostgresWarm {
             writer.finish().await.map_err(pg_error(OP))?;
             match self.mode {
                 WarmMode::Timescale => {
-                    let (lo, hi) = kept.iter().fold((i64::MAX, i64::MIN), |(lo, hi), r| {
-                        (lo.min(r.event.ts), hi.max(r.event.ts))
-                    });
+                    let (from, to): (Vec<_>, Vec<_>) = pending_ranges(&kept)
+                        .into_iter()
+                        .map(|r| (ts(r.from), ts(r.to)))
+                        .unzip();
                     let add = tx
                         .prepare_cached(ROLLUP_PENDING_ADD)
                         .await
                         .map_err(pg_error(OP))?;
-                    let (lo, hi) = (plan::floor_to(lo, HOUR), plan::floor_to(hi, HOUR) + HOUR);
-                    tx.execute(&add, &[&ts(lo), &ts(hi)])
+                    tx.execute(&add, &[&from, &to])
                         .await
                         .map_err(pg_error(OP))?;
                 }
@@ -577,56 +611,133 @@ impl PostgresWarm {
         .map_err(pg_error(OP))?;
         tx.commit().await.map_err(pg_error(OP))?;
         if self.mode == WarmMode::Timescale {
-            self.refresh_pending(&client).await;
+            self.refresh_after_flush(&client).await;
         }
         Ok(WriteOutcome::Written {
             rows: new.len() as u64,
         })
     }
 
-    /// Refreshes the continuous aggregates over ranges flushes noted, then forgets them.
-    /// Failures are logged and retried after the next flush; until then queries over those
-    /// ranges read raw rows, so answers stay exact either way.
-    async fn refresh_pending(&self, client: &Object) {
-        let rows = match client.query(ROLLUP_PENDING_LIST, &[]).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::warn!(error = %e, "warm: listing pending aggregate refreshes failed");
-                return;
-            }
+    /// Refreshes the continuous aggregates over every range flushes noted, then forgets those
+    /// ranges, so queries there read the aggregates again; returns how many noted ranges were
+    /// cleared. Flushes (at most every `rollup_refresh_interval`) and retention passes call it
+    /// on their own; call it to bring the aggregates up to date now. On plain PostgreSQL the
+    /// rollups are exact at commit, and this returns 0 at once.
+    pub async fn refresh_rollups(&self) -> Result<u64> {
+        if self.mode != WarmMode::Timescale {
+            return Ok(0);
+        }
+        let client = self.client("refresh_rollups").await?;
+        let mut last = self.refresh.lock().await;
+        let cleared = self.refresh_noted(&client).await;
+        *last = Some(Instant::now());
+        cleared
+    }
+
+    /// The refresh after a flush: skipped while another one runs in this process or when the
+    /// last one is more recent than the refresh interval. Whatever it leaves is refreshed by
+    /// a later flush or retention pass; until then queries read raw rows there. A failure is
+    /// only logged, since the batch itself is committed.
+    async fn refresh_after_flush(&self, client: &Object) {
+        let Ok(mut last) = self.refresh.try_lock() else {
+            return;
         };
-        for r in rows {
-            let id: i64 = r.get(0);
-            let from: DateTime<Utc> = r.get(1);
-            let to: DateTime<Utc> = r.get(2);
-            // refresh_continuous_aggregate refuses to run inside a transaction (and so
-            // inside a multi-statement simple query) and takes its window as literals
-            // here; they are formatted from timestamps, never from input.
-            let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string();
-            let mut ok = true;
-            for view in ["events_1m", "events_1h"] {
-                let sql = format!(
-                    "CALL refresh_continuous_aggregate('{view}', '{}'::timestamptz, '{}'::timestamptz)",
-                    fmt(from),
-                    fmt(to)
-                );
-                if let Err(e) = client.batch_execute(&sql).await {
-                    tracing::warn!(error = %e, "warm: continuous aggregate refresh failed");
-                    ok = false;
-                    break;
-                }
+        if last.is_some_and(|t| t.elapsed() < self.refresh_interval) {
+            return;
+        }
+        let result = self.refresh_noted(client).await;
+        *last = Some(Instant::now());
+        if let Err(e) = result {
+            tracing::warn!(
+                error = %e,
+                "warm: continuous aggregate refresh failed; queries read raw rows over the \
+                 ranges it would have covered until a later refresh succeeds"
+            );
+        }
+    }
+
+    /// Refreshes noted ranges, oldest first, in bounded rounds. The caller holds `refresh`.
+    async fn refresh_noted(&self, client: &Object) -> Result<u64> {
+        const OP: &str = "refresh_rollups";
+        let list = client
+            .prepare_cached(ROLLUP_PENDING_LIST)
+            .await
+            .map_err(pg_error(OP))?;
+        let done = client
+            .prepare_cached(ROLLUP_PENDING_DONE)
+            .await
+            .map_err(pg_error(OP))?;
+        let mut cleared = 0;
+        for _ in 0..REFRESH_ROUNDS {
+            let rows = client
+                .query(&list, &[&REFRESH_BATCH])
+                .await
+                .map_err(pg_error(OP))?;
+            let noted: Vec<(i64, TimeRange)> = rows
+                .iter()
+                .map(|r| {
+                    let from: DateTime<Utc> = r.get(1);
+                    let to: DateTime<Utc> = r.get(2);
+                    let range = TimeRange {
+                        from: from.timestamp_micros(),
+                        to: to.timestamp_micros(),
+                    };
+                    (r.get(0), range)
+                })
+                .collect();
+            for (window, ids) in coalesce(&noted) {
+                self.refresh_window(client, window).await?;
+                client.execute(&done, &[&ids]).await.map_err(pg_error(OP))?;
+                cleared += ids.len() as u64;
             }
-            if ok && let Err(e) = client.execute(ROLLUP_PENDING_DONE, &[&id]).await {
-                tracing::warn!(error = %e, "warm: clearing a refreshed range failed");
+            if (rows.len() as i64) < REFRESH_BATCH {
+                break;
             }
         }
+        Ok(cleared)
+    }
+
+    /// Refreshes both aggregates over `window`, widened to their buckets: the per-minute one
+    /// first, since the hourly one is computed from it.
+    async fn refresh_window(&self, client: &Object, window: TimeRange) -> Result<()> {
+        const OP: &str = "refresh_rollups";
+        // CALL cannot run inside a transaction block; a lone extended-protocol statement on a
+        // pooled connection outside any transaction is not in one.
+        let stmt = client
+            .prepare_cached(REFRESH_ROLLUP)
+            .await
+            .map_err(pg_error(OP))?;
+        for (view, width) in [("events_1m", MINUTE), ("events_1h", HOUR)] {
+            let from = ts(plan::floor_to(window.from, width));
+            let to = ts(plan::ceil_to(window.to, width));
+            let mut pause = REFRESH_BACKOFF;
+            for attempt in 1..=REFRESH_TRIES {
+                match client.execute(&stmt, &[&view, &from, &to]).await {
+                    Ok(_) => break,
+                    Err(e)
+                        if attempt < REFRESH_TRIES
+                            && e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) =>
+                    {
+                        tracing::debug!(
+                            view,
+                            attempt,
+                            "warm: concurrent aggregate refresh, retrying"
+                        );
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(REFRESH_BACKOFF_MAX);
+                    }
+                    Err(e) => return Err(pg_error(OP)(e)),
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn aggregate_raw(
         &self,
         client: &impl deadpool_postgres::GenericClient,
         q: &AggregateQuery,
-        range: strata_types::TimeRange,
+        range: TimeRange,
         wm: &HotWatermark,
         out: &mut PartialAggregate,
     ) -> Result<()> {
@@ -665,7 +776,7 @@ impl PostgresWarm {
         client: &impl deadpool_postgres::GenericClient,
         q: &AggregateQuery,
         width: i64,
-        range: strata_types::TimeRange,
+        range: TimeRange,
         out: &mut PartialAggregate,
     ) -> Result<()> {
         const OP: &str = "aggregate";
@@ -692,6 +803,40 @@ impl PostgresWarm {
         }
         Ok(())
     }
+}
+
+/// The event-time ranges a batch's continuous-aggregate refresh must cover: whole minutes
+/// around runs of rows, split where rows are more than [`PENDING_GAP`] apart.
+fn pending_ranges(rows: &[&StoredEvent]) -> Vec<TimeRange> {
+    let mut times: Vec<i64> = rows.iter().map(|r| r.event.ts).collect();
+    times.sort_unstable();
+    let mut out: Vec<TimeRange> = Vec::new();
+    for t in times {
+        let from = plan::floor_to(t, MINUTE);
+        let to = from.saturating_add(MINUTE);
+        match out.last_mut() {
+            Some(last) if from - last.to <= PENDING_GAP => last.to = last.to.max(to),
+            _ => out.push(TimeRange { from, to }),
+        }
+    }
+    out
+}
+
+/// Noted ranges merged where they overlap or touch, each window with the ids it covers.
+fn coalesce(noted: &[(i64, TimeRange)]) -> Vec<(TimeRange, Vec<i64>)> {
+    let mut sorted = noted.to_vec();
+    sorted.sort_by_key(|(_, r)| r.from);
+    let mut out: Vec<(TimeRange, Vec<i64>)> = Vec::new();
+    for (id, r) in sorted {
+        match out.last_mut() {
+            Some((window, ids)) if r.from <= window.to => {
+                window.to = window.to.max(r.to);
+                ids.push(id);
+            }
+            _ => out.push((r, vec![id])),
+        }
+    }
+    out
 }
 
 /// A cell from columns `count, value count, sum, min, max` starting at `at`.
@@ -805,7 +950,7 @@ impl WarmTier for PostgresWarm {
         let Some(range) = plan::clip(query.range, MIN_TS) else {
             return Ok(out);
         };
-        let range = strata_types::TimeRange {
+        let range = TimeRange {
             from: range.from,
             to: range.to.min(MAX_TS),
         };
@@ -839,13 +984,22 @@ impl WarmTier for PostgresWarm {
         let cutoff = row
             .get::<_, Option<DateTime<Utc>>>(1)
             .map_or(i64::MIN, |t| t.timestamp_micros());
-        let pending: bool = row.get(2);
+        let stale_from: Vec<DateTime<Utc>> = row.get(2);
+        let stale_to: Vec<DateTime<Utc>> = row.get(3);
+        let stale: Vec<TimeRange> = stale_from
+            .iter()
+            .zip(&stale_to)
+            .map(|(f, t)| TimeRange {
+                from: f.timestamp_micros(),
+                to: t.timestamp_micros(),
+            })
+            .collect();
         let Some(range) = plan::clip(range, cutoff) else {
             tx.rollback().await.map_err(pg_error(OP))?;
             return Ok(out);
         };
-        let use_rollups = committed <= watermark.released_upto && !pending;
-        for seg in plan::plan(query, range, use_rollups) {
+        let use_rollups = committed <= watermark.released_upto && stale.len() <= MAX_STALE_RANGES;
+        for seg in plan::plan_around(query, range, use_rollups, &stale) {
             match seg.source {
                 Source::Raw => {
                     self.aggregate_raw(&tx, query, seg.range, watermark, &mut out)
@@ -982,6 +1136,9 @@ impl WarmTier for PostgresWarm {
                 )
                 .await
                 .map_err(pg_error(OP))?;
+                tx.execute(ROLLUP_PENDING_RETENTION, &[&cutoff])
+                    .await
+                    .map_err(pg_error(OP))?;
             }
             _ => {
                 for row in tx.query(LIST_PARTITIONS, &[]).await.map_err(pg_error(OP))? {
@@ -1025,11 +1182,24 @@ impl WarmTier for PostgresWarm {
                 known.remove(&d);
             }
         }
-        if self.mode == WarmMode::Postgres {
-            // Retention runs periodically, so it is also where upcoming days get their
-            // partitions, keeping DDL off the flush path.
-            self.ensure_partitions(&client, &self.upcoming_days())
-                .await?;
+        match self.mode {
+            WarmMode::Postgres => {
+                // Retention runs periodically, so it is also where upcoming days get their
+                // partitions, keeping DDL off the flush path.
+                self.ensure_partitions(&client, &self.upcoming_days())
+                    .await?;
+            }
+            WarmMode::Timescale => {
+                // ... and where ranges the flushes left unrefreshed are caught up, so a quiet
+                // tier does not read raw rows there for longer than a retention interval.
+                let mut last = self.refresh.lock().await;
+                let refreshed = self.refresh_noted(&client).await;
+                *last = Some(Instant::now());
+                if let Err(e) = refreshed {
+                    tracing::warn!(error = %e, "warm: continuous aggregate refresh after retention failed");
+                }
+            }
+            _ => {}
         }
         Ok(removed)
     }
@@ -1041,5 +1211,77 @@ impl WarmTier for PostgresWarm {
             .await
             .map_err(pg_error("health"))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ts: i64) -> StoredEvent {
+        StoredEvent {
+            event: Event {
+                tenant: "acme".into(),
+                stream: "click".into(),
+                key: "k".into(),
+                id: format!("id-{ts}"),
+                ts,
+                value: None,
+                attrs: BTreeMap::new(),
+                payload: None,
+            },
+            ingest_ts: ts,
+            seq: 1,
+        }
+    }
+
+    fn range(from: i64, to: i64) -> TimeRange {
+        TimeRange { from, to }
+    }
+
+    #[test]
+    fn pending_ranges_cover_whole_minutes_and_split_at_gaps() {
+        let rows: Vec<StoredEvent> = [
+            10 * HOUR + 5 * MINUTE + 7,
+            // Out of order, a little earlier and within the same run.
+            10 * HOUR + MINUTE - 1,
+            10 * HOUR + 40 * MINUTE,
+            // More than an hour after the run: its own range.
+            12 * HOUR,
+            // Negative times floor downwards.
+            -1,
+        ]
+        .into_iter()
+        .map(at)
+        .collect();
+        let refs: Vec<&StoredEvent> = rows.iter().collect();
+        assert_eq!(
+            pending_ranges(&refs),
+            vec![
+                range(-MINUTE, 0),
+                range(10 * HOUR, 10 * HOUR + 41 * MINUTE),
+                range(12 * HOUR, 12 * HOUR + MINUTE),
+            ]
+        );
+        assert!(pending_ranges(&[]).is_empty());
+    }
+
+    #[test]
+    fn coalesce_merges_overlapping_and_touching_ranges() {
+        let noted = [
+            (1, range(10 * MINUTE, 12 * MINUTE)),
+            (2, range(0, MINUTE)),
+            (3, range(11 * MINUTE, 13 * MINUTE)),
+            (4, range(MINUTE, 2 * MINUTE)),
+            (5, range(HOUR, HOUR + MINUTE)),
+        ];
+        assert_eq!(
+            coalesce(&noted),
+            vec![
+                (range(0, 2 * MINUTE), vec![2, 4]),
+                (range(10 * MINUTE, 13 * MINUTE), vec![1, 3]),
+                (range(HOUR, HOUR + MINUTE), vec![5]),
+            ]
+        );
     }
 }

@@ -2,12 +2,17 @@
 //!
 //! Runs only with `--features server-tests` and needs `STRATA_TEST_POSTGRES_URL` (a role
 //! that may create databases); without it the test fails, it never skips. Every scenario
-//! gets a fresh database. The plain-PostgreSQL layout always runs; the TimescaleDB layout
-//! runs too whenever the server offers the extension, and must pass the identical suite.
+//! gets a fresh database. The plain-PostgreSQL layout always runs. The `auto` layout runs the
+//! identical suite too, and must pick TimescaleDB whenever the server can load the extension
+//! (installed and in `shared_preload_libraries`); on a server without it only the plain
+//! layout is exercised, unless `STRATA_TEST_REQUIRE_TIMESCALEDB=1` turns that into a failure.
+//! Each test names the layout it ran on stderr (`warm layout under test: ...`).
 #![cfg(feature = "server-tests")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
+    collections::BTreeMap,
+    io::Write,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -18,9 +23,12 @@ use std::{
 use async_trait::async_trait;
 use strata_core::{
     Error,
-    conformance::warm::{WarmHarness, run_all},
-    warm::{WarmMode, WarmTier},
+    conformance::warm::{
+        NODE, T0, WarmHarness, assert_same, batch, random_events, run_all, stored,
+    },
+    warm::{HotWatermark, ScanRequest, WarmMode, WarmTier, WriteOutcome},
 };
+use strata_types::{AggregateQuery, PartialAggregate, QueryParams, StoredEvent, TimeRange};
 use strata_warm::{Layout, PostgresWarm, WarmConfig};
 use tokio::sync::OnceCell;
 
@@ -56,8 +64,8 @@ async fn admin() -> tokio_postgres::Client {
 
 static DATABASES: AtomicUsize = AtomicUsize::new(0);
 
-/// A fresh, empty database; returns its URL.
-async fn fresh_database() -> String {
+/// A fresh, empty database; returns its name and URL.
+async fn fresh_database() -> (String, String) {
     let name = format!(
         "strata_warm_test_{}_{}_{}",
         std::process::id(),
@@ -72,7 +80,33 @@ async fn fresh_database() -> String {
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .expect("create test database");
-    with_database(&server_url(), &name)
+    let url = with_database(&server_url(), &name);
+    (name, url)
+}
+
+/// The databases one test created, dropped when it passes (a failing test leaves them for a
+/// look). TimescaleDB runs a background scheduler per database, so leftovers would pile up
+/// on a long-lived server.
+#[derive(Clone, Default)]
+struct Databases(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Databases {
+    async fn fresh(&self) -> String {
+        let (name, url) = fresh_database().await;
+        self.0.lock().unwrap().push(name);
+        url
+    }
+
+    async fn drop_all(&self) {
+        let names = std::mem::take(&mut *self.0.lock().unwrap());
+        let admin = admin().await;
+        for name in names {
+            admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await
+                .unwrap();
+        }
+    }
 }
 
 fn config(layout: Layout) -> WarmConfig {
@@ -80,67 +114,95 @@ fn config(layout: Layout) -> WarmConfig {
     c.layout = layout;
     c.migrate_on_open = true;
     c.pool_size = 4;
+    // Refresh continuous aggregates after every flush, so the suite's queries read them
+    // (and not only raw rows) in TimescaleDB mode.
+    c.rollup_refresh_interval = Duration::ZERO;
     c
+}
+
+/// Names the layout a test ran, unbuffered so it shows even when the harness captures
+/// `println!` output.
+fn report(what: &str) {
+    let _ = writeln!(std::io::stderr(), "warm layout under test: {what}");
+}
+
+/// Whether this server can run the TimescaleDB layout, by the same rule `Layout::Auto`
+/// applies. With `STRATA_TEST_REQUIRE_TIMESCALEDB=1` (set by a test script that started the
+/// server with the extension) a server that cannot is a failure.
+async fn timescale_usable() -> bool {
+    let status = strata_warm::status(&server_url(), &config(Layout::Auto))
+        .await
+        .expect("migration status of STRATA_TEST_POSTGRES_URL");
+    let required = std::env::var("STRATA_TEST_REQUIRE_TIMESCALEDB").is_ok_and(|v| v == "1");
+    assert!(
+        status.timescaledb_usable || !required,
+        "STRATA_TEST_REQUIRE_TIMESCALEDB=1 but the server cannot load timescaledb \
+         (installed: {}; it must also be in shared_preload_libraries)",
+        status.timescaledb_available
+    );
+    status.timescaledb_usable
 }
 
 struct Harness {
     layout: Layout,
+    want: WarmMode,
+    dbs: Databases,
     url: OnceCell<String>,
 }
 
 #[async_trait]
 impl WarmHarness for Harness {
     async fn open(&self) -> Arc<dyn WarmTier> {
-        let url = self.url.get_or_init(fresh_database).await;
+        let url = self.url.get_or_init(|| self.dbs.fresh()).await;
         let warm = PostgresWarm::open(url, &config(self.layout))
             .await
             .expect("open postgres warm tier");
-        let want = match self.layout {
-            Layout::Timescale => WarmMode::Timescale,
-            _ => WarmMode::Postgres,
-        };
-        assert_eq!(warm.mode(), want);
+        assert_eq!(warm.mode(), self.want, "layout {:?}", self.layout);
         Arc::new(warm)
     }
 }
 
-async fn timescale_available() -> bool {
-    admin()
-        .await
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_postgres_passes_the_warm_suite() {
+    let dbs = Databases::default();
     run_all(|| Harness {
         layout: Layout::Postgres,
+        want: WarmMode::Postgres,
+        dbs: dbs.clone(),
         url: OnceCell::new(),
     })
     .await;
+    dbs.drop_all().await;
+    report("postgres (native partitions): warm suite passed");
 }
 
+/// What a deployment gets by default: with the extension usable, `auto` must choose the
+/// hypertable layout, and that layout must pass the identical suite.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn timescaledb_passes_the_warm_suite_when_installed() {
-    if !timescale_available().await {
-        eprintln!("timescaledb is not installed on this server: only the plain layout runs");
+async fn auto_layout_picks_timescaledb_when_usable_and_passes_the_warm_suite() {
+    if !timescale_usable().await {
+        report(
+            "timescaledb not usable on this server (not installed or not preloaded): \
+             only the plain layout ran",
+        );
         return;
     }
+    let dbs = Databases::default();
     run_all(|| Harness {
-        layout: Layout::Timescale,
+        layout: Layout::Auto,
+        want: WarmMode::Timescale,
+        dbs: dbs.clone(),
         url: OnceCell::new(),
     })
     .await;
+    dbs.drop_all().await;
+    report("timescaledb (hypertable, chosen by auto): warm suite passed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_are_recorded_and_rerun_as_no_ops() {
-    let url = fresh_database().await;
+    let dbs = Databases::default();
+    let url = dbs.fresh().await;
     let mut c = config(Layout::Postgres);
     c.migrate_on_open = false;
 
@@ -180,28 +242,45 @@ async fn migrations_are_recorded_and_rerun_as_no_ops() {
     assert!(strata_warm::migrate(&url, &c).await.is_err());
 
     // Concurrent migrators on a fresh database apply each migration once.
-    let url = fresh_database().await;
+    let url = dbs.fresh().await;
     let c = config(Layout::Postgres);
     let runs = futures::future::join_all((0..4).map(|_| strata_warm::migrate(&url, &c))).await;
     let applied: usize = runs.into_iter().map(|r| r.unwrap().applied.len()).sum();
     assert_eq!(applied, 3);
 
-    // Auto picks TimescaleDB exactly when it is installed.
-    let url = fresh_database().await;
+    // Auto picks TimescaleDB exactly when the server can load it; asking for TimescaleDB
+    // where it cannot be loaded is refused with the reason.
+    let usable = timescale_usable().await;
+    let url = dbs.fresh().await;
     let auto = strata_warm::migrate(&url, &config(Layout::Auto))
         .await
         .unwrap();
-    let want = if timescale_available().await {
+    let want = if usable {
         WarmMode::Timescale
     } else {
         WarmMode::Postgres
     };
     assert_eq!(auto.mode, want);
+    let status = strata_warm::status(&url, &config(Layout::Auto))
+        .await
+        .unwrap();
+    assert_eq!(status.mode, Some(want));
+    assert_eq!(status.timescaledb_usable, usable);
+    if !usable {
+        let url = dbs.fresh().await;
+        let err = strata_warm::migrate(&url, &config(Layout::Timescale))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("shared_preload_libraries"), "{err}");
+    }
+    dbs.drop_all().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_connections_are_unavailable_then_replaced() {
-    let url = fresh_database().await;
+    let dbs = Databases::default();
+    let url = dbs.fresh().await;
     let mut c = config(Layout::Postgres);
     c.connect_timeout = Duration::from_secs(2);
     let warm = PostgresWarm::open(&url, &c).await.unwrap();
@@ -235,4 +314,347 @@ async fn killed_connections_are_unavailable_then_replaced() {
         "the pool reconnects after its connections were killed"
     );
     assert_eq!(warm.committed_upto("node-a").await.unwrap(), 0);
+    dbs.drop_all().await;
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test database");
+    tokio::spawn(conn);
+    client
+}
+
+fn query(bucket: &str, agg: &str, group_by: Option<&str>, range: TimeRange) -> AggregateQuery {
+    let (from, to) = (range.from.to_string(), range.to.to_string());
+    AggregateQuery::from_params(&QueryParams {
+        tenant: "acme",
+        from: &from,
+        to: &to,
+        bucket,
+        agg,
+        stream: None,
+        group_by,
+        filter: None,
+    })
+    .unwrap()
+}
+
+/// Every aggregate shape, rollup-shaped or not, equals a brute-force pass over `rows`.
+async fn assert_aggregates(warm: &PostgresWarm, rows: &[StoredEvent], case: &str) {
+    let range = TimeRange {
+        from: T0 - 4 * 24 * HOUR,
+        to: T0 + 4 * HOUR + 17,
+    };
+    let shapes = [
+        ("1h", "count", None),
+        ("1m", "sum", None),
+        ("15m", "max", None),
+        ("2h", "min", None),
+        ("1d", "avg", None),
+        ("1h", "count", Some("key")),
+    ];
+    for (bucket, agg, group_by) in shapes {
+        let q = query(bucket, agg, group_by, range);
+        let got = warm
+            .aggregate(&q, &HotWatermark::everything(NODE))
+            .await
+            .unwrap();
+        let mut want = PartialAggregate::default();
+        rows.iter().for_each(|r| want.add(&q, &r.event));
+        assert_same(&format!("{case}: {bucket} {agg} {group_by:?}"), &got, &want);
+    }
+    let mut scanned = 0;
+    let mut request = ScanRequest::new("acme", range, 1000);
+    loop {
+        let page = warm
+            .scan(&request, &HotWatermark::everything(NODE))
+            .await
+            .unwrap();
+        scanned += page.events.len();
+        match page.next {
+            Some(next) => request.after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(scanned, rows.len(), "{case}: scan");
+}
+
+/// Cells of a continuous aggregate (materialised and real-time parts together) that differ
+/// from the same aggregation over the raw rows.
+async fn aggregate_differences(client: &tokio_postgres::Client, view: &str, width: &str) -> i64 {
+    let sql = format!(
+        "WITH raw AS (
+             SELECT tenant, stream, date_bin(INTERVAL '{width}', ts, TIMESTAMPTZ 'epoch') AS bucket,
+                    count(*) AS n, count(value) AS n_value, sum(value) AS s,
+                    min(value) AS lo, max(value) AS hi
+             FROM events GROUP BY 1, 2, 3)
+         SELECT count(*) FROM raw FULL JOIN {view} c USING (tenant, stream, bucket)
+         WHERE c.n IS DISTINCT FROM raw.n OR c.n_value IS DISTINCT FROM raw.n_value
+            OR c.sum_value IS DISTINCT FROM raw.s OR c.min_value IS DISTINCT FROM raw.lo
+            OR c.max_value IS DISTINCT FROM raw.hi"
+    );
+    client.query_one(&sql, &[]).await.unwrap().get(0)
+}
+
+async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+const HOUR: i64 = 3_600_000_000;
+
+/// What only the hypertable layout has: its catalog shape (hypertable on ts, compression
+/// segmented by tenant and stream, real-time continuous aggregates, policies), flushes whose
+/// ranges stay noted until a refresh and are read raw meanwhile, late rows written into
+/// compressed chunks, and retention dropping whole chunks and deleting from compressed ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timescaledb_hypertable_compression_and_continuous_aggregates() {
+    if !timescale_usable().await {
+        report("timescaledb not usable on this server: hypertable scenarios not run");
+        return;
+    }
+    let dbs = Databases::default();
+    let url = dbs.fresh().await;
+    let mut c = config(Layout::Timescale);
+    // Flushes after the first leave their ranges noted, so the test decides when to refresh.
+    c.rollup_refresh_interval = Duration::from_secs(3600);
+    let warm = PostgresWarm::open(&url, &c).await.unwrap();
+    assert_eq!(warm.mode(), WarmMode::Timescale);
+    let db = connect(&url).await;
+
+    // The layout.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM timescaledb_information.dimensions \
+             WHERE hypertable_name = 'events' AND column_name = 'ts' AND dimension_type = 'Time'"
+        )
+        .await,
+        1
+    );
+    let settings: Vec<(String, Option<i16>, Option<i16>)> = db
+        .query(
+            "SELECT attname::text, segmentby_column_index, orderby_column_index \
+             FROM timescaledb_information.compression_settings \
+             WHERE hypertable_name = 'events' ORDER BY attname",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        settings,
+        vec![
+            ("stream".into(), Some(2), None),
+            ("tenant".into(), Some(1), None),
+            ("ts".into(), None, Some(1)),
+        ]
+    );
+    let caggs: Vec<(String, bool)> = db
+        .query(
+            "SELECT view_name::text, materialized_only \
+             FROM timescaledb_information.continuous_aggregates ORDER BY view_name",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        caggs,
+        vec![("events_1h".into(), false), ("events_1m".into(), false)]
+    );
+    let jobs: Vec<(String, String)> = db
+        .query(
+            "SELECT proc_name::text, hypertable_name::text FROM timescaledb_information.jobs \
+             WHERE hypertable_name IS NOT NULL ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        jobs,
+        vec![
+            ("policy_compression".into(), "events".into()),
+            (
+                "policy_refresh_continuous_aggregate".into(),
+                "events_1h".into()
+            ),
+            (
+                "policy_refresh_continuous_aggregate".into(),
+                "events_1m".into()
+            ),
+        ]
+    );
+
+    // Flushes: the first refreshes, the later ones leave their ranges noted; queries stay
+    // exact either way, and a refresh makes the aggregates equal the rows.
+    let mut events = random_events("acme", 560, 31);
+    for e in events.iter_mut().take(60) {
+        e.ts -= 3 * 24 * HOUR;
+    }
+    let mut rows = stored(&events, 1);
+    for chunk in rows.chunks(140) {
+        let out = warm.write_batch(NODE, &batch(chunk)).await.unwrap();
+        assert_eq!(
+            out,
+            WriteOutcome::Written {
+                rows: chunk.len() as u64
+            }
+        );
+    }
+    let noted = "SELECT count(*) FROM strata_rollup_pending";
+    assert!(
+        count(&db, noted).await > 0,
+        "later flushes leave ranges noted"
+    );
+    assert_aggregates(&warm, &rows, "noted ranges read raw").await;
+    assert!(warm.refresh_rollups().await.unwrap() > 0);
+    assert_eq!(count(&db, noted).await, 0);
+    assert_eq!(aggregate_differences(&db, "events_1m", "1 minute").await, 0);
+    assert_eq!(aggregate_differences(&db, "events_1h", "1 hour").await, 0);
+    assert_aggregates(&warm, &rows, "refreshed aggregates").await;
+
+    // Compress every chunk, then flush late rows into them.
+    let chunks = count(
+        &db,
+        "SELECT count(compress_chunk(c)) FROM show_chunks('events') c",
+    )
+    .await;
+    assert!(
+        chunks >= 3,
+        "rows span at least three daily chunks, got {chunks}"
+    );
+    let uncompressed = "SELECT count(*) FROM timescaledb_information.chunks \
+                        WHERE hypertable_name = 'events' AND NOT is_compressed";
+    assert_eq!(count(&db, uncompressed).await, 0);
+    let late = stored(&random_events("acme", 200, 33), 561);
+    assert_eq!(
+        warm.write_batch(NODE, &batch(&late)).await.unwrap(),
+        WriteOutcome::Written { rows: 200 }
+    );
+    rows.extend(late.iter().cloned());
+    assert_eq!(
+        count(&db, uncompressed).await,
+        0,
+        "late rows land in the compressed chunks, not in new ones"
+    );
+    assert!(count(&db, noted).await > 0);
+    assert_aggregates(&warm, &rows, "late rows in compressed chunks, noted").await;
+    let probe = &late[17];
+    assert_eq!(
+        warm.get("acme", &probe.event.id, &HotWatermark::everything(NODE))
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(probe)
+    );
+    assert!(warm.refresh_rollups().await.unwrap() > 0);
+    assert_eq!(aggregate_differences(&db, "events_1m", "1 minute").await, 0);
+    assert_eq!(aggregate_differences(&db, "events_1h", "1 hour").await, 0);
+    assert_aggregates(&warm, &rows, "late rows in compressed chunks, refreshed").await;
+
+    // Retention: whole chunks below the cutoff are dropped, the rest deleted row by row
+    // (also from compressed chunks), and noted ranges below the cutoff are forgotten.
+    let more = stored(&random_events("acme", 100, 34), 761);
+    warm.write_batch(NODE, &batch(&more)).await.unwrap();
+    rows.extend(more.iter().cloned());
+    let all_chunks = "SELECT count(*) FROM show_chunks('events')";
+    let before = count(&db, all_chunks).await;
+    let cutoff = T0 + 37 * 60 * 1_000_000 + 123_456;
+    warm.drop_before(cutoff).await.unwrap();
+    assert!(count(&db, all_chunks).await < before, "old chunks dropped");
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM events WHERE ts < '2026-11-20 00:37:00.123456+00'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(&db, noted).await,
+        0,
+        "retention refreshes what was noted"
+    );
+    let kept: Vec<StoredEvent> = rows.into_iter().filter(|r| r.event.ts >= cutoff).collect();
+    assert!(!kept.is_empty());
+    assert_aggregates(&warm, &kept, "after retention").await;
+
+    // The (tenant, id) lookup that ingest deduplicates with finds exactly the kept rows.
+    let ids: Vec<String> = kept.iter().map(|r| r.event.id.clone()).collect();
+    let found = warm.existing_ids("acme", &ids).await.unwrap();
+    let want: BTreeMap<&str, u64> = kept.iter().map(|r| (r.event.id.as_str(), r.seq)).collect();
+    assert_eq!(found.len(), want.len());
+    for (id, seq) in &found {
+        assert_eq!(want.get(id.as_str()), Some(seq));
+    }
+    drop((warm, db));
+    dbs.drop_all().await;
+    report("timescaledb (hypertable): compression, late rows and aggregate refresh passed");
+}
+
+/// A refresh that collides with another one over an overlapping window (a policy job, another
+/// node) is retried, and one that keeps colliding fails without forgetting the noted ranges,
+/// so queries keep reading raw rows there and stay exact. The collision is staged the way
+/// TimescaleDB 2.28 tracks running refreshes: a registered window owned by a live backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timescaledb_refresh_retries_around_a_concurrent_refresh() {
+    if !timescale_usable().await {
+        report("timescaledb not usable on this server: concurrent-refresh scenario not run");
+        return;
+    }
+    let dbs = Databases::default();
+    let url = dbs.fresh().await;
+    let mut c = config(Layout::Timescale);
+    c.rollup_refresh_interval = Duration::from_secs(3600);
+    let warm = PostgresWarm::open(&url, &c).await.unwrap();
+    let db = connect(&url).await;
+    let first = stored(&random_events("acme", 200, 41), 1);
+    warm.write_batch(NODE, &batch(&first)).await.unwrap();
+    let late = stored(&random_events("acme", 150, 42), 201);
+    warm.write_batch(NODE, &batch(&late)).await.unwrap();
+    let rows: Vec<StoredEvent> = first.iter().chain(&late).cloned().collect();
+    let noted = "SELECT count(*) FROM strata_rollup_pending";
+    assert!(count(&db, noted).await > 0);
+
+    // `db` stays connected, so the registration below belongs to a live backend.
+    let block = "INSERT INTO _timescaledb_catalog.continuous_aggs_jobs_refresh_ranges \
+                 (materialization_id, start_range, end_range, pid, job_id, created_at) \
+                 SELECT mat_hypertable_id, -9223372036854775807, 9223372036854775806, \
+                        pg_backend_pid(), -1, now() \
+                 FROM _timescaledb_catalog.continuous_agg WHERE user_view_name = 'events_1m'";
+    let unblock = "DELETE FROM _timescaledb_catalog.continuous_aggs_jobs_refresh_ranges \
+                   WHERE pid = pg_backend_pid()";
+    assert_eq!(db.execute(block, &[]).await.unwrap(), 1);
+    let err = warm.refresh_rollups().await.unwrap_err().to_string();
+    assert!(err.contains("concurrent refresh"), "{err}");
+    assert!(
+        count(&db, noted).await > 0,
+        "a failed refresh forgets nothing"
+    );
+    assert_aggregates(&warm, &rows, "after a failed refresh").await;
+
+    // Released while the refresh is backing off: it goes through.
+    db.execute(block, &[]).await.unwrap();
+    let refresh = tokio::spawn({
+        let warm = warm.clone();
+        async move { warm.refresh_rollups().await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    db.execute(unblock, &[]).await.unwrap();
+    assert!(refresh.await.unwrap().unwrap() > 0);
+    assert_eq!(count(&db, noted).await, 0);
+    assert_eq!(aggregate_differences(&db, "events_1m", "1 minute").await, 0);
+    assert_eq!(aggregate_differences(&db, "events_1h", "1 hour").await, 0);
+    assert_aggregates(&warm, &rows, "after the retried refresh").await;
+    drop((warm, db));
+    dbs.drop_all().await;
+    report("timescaledb (hypertable): refresh retried around a concurrent one");
 }

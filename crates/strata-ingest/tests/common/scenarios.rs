@@ -33,6 +33,11 @@ pub trait Cluster {
     fn brokers(&self) -> String;
     /// Creates a topic with `partitions` partitions.
     fn create_topic(&self, name: &str, partitions: i32) -> impl Future<Output = ()>;
+    /// Whether the group coordinator takes offset commits from the current generation while
+    /// a rebalance is in progress, as Kafka (and tansu) do. librdkafka's mock cluster refuses
+    /// them, so on it a revoked partition cannot be handed over and its next owner starts
+    /// from an older committed offset.
+    fn commits_during_rebalance(&self) -> bool;
 }
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -95,9 +100,19 @@ pub async fn committed_sum(brokers: &str, group: &str, topic: &str, partitions: 
     .expect("offsets task")
 }
 
-/// Checks the dead-letter topic holds each invalid message of `msgs` exactly once, with its
-/// original bytes, its original header and Strata's headers.
+/// Checks the dead-letter topic holds each invalid message of `msgs` exactly once (at least
+/// once unless `exactly`), with its original bytes, its original header and Strata's headers.
 pub async fn assert_dead_letters(brokers: &str, topic: &str, dlq: &str, msgs: &[Msg]) {
+    assert_dead_letters_with(brokers, topic, dlq, msgs, true).await;
+}
+
+pub async fn assert_dead_letters_with(
+    brokers: &str,
+    topic: &str,
+    dlq: &str,
+    msgs: &[Msg],
+    exactly: bool,
+) {
     let expected: BTreeMap<String, &Msg> = msgs
         .iter()
         .filter_map(|m| m.header.as_ref().map(|(_, origin)| (origin.clone(), m)))
@@ -109,7 +124,10 @@ pub async fn assert_dead_letters(brokers: &str, topic: &str, dlq: &str, msgs: &[
         let original = expected
             .get(&origin)
             .unwrap_or_else(|| panic!("unexpected dead letter {origin}"));
-        assert!(seen.insert(origin.clone()), "{origin} dead-lettered twice");
+        assert!(
+            seen.insert(origin.clone()) || !exactly,
+            "{origin} dead-lettered twice"
+        );
         assert_eq!(
             letter.payload().map(<[u8]>::to_vec),
             original.value,
@@ -173,8 +191,16 @@ pub async fn valid_stored_invalid_dead_lettered(cluster: &impl Cluster) {
     assert_eq!(report.messages, 600, "{report:?}");
     let offsets = hot.source_offsets(&source).await.unwrap();
     assert_eq!(offsets.len(), 3, "one offset per partition: {offsets:?}");
-    assert!(offsets.iter().all(|o| o.topic == topic && o.source == source));
-    let e = hot.get(TENANT, &ids[0]).await.unwrap().expect("stored event");
+    assert!(
+        offsets
+            .iter()
+            .all(|o| o.topic == topic && o.source == source)
+    );
+    let e = hot
+        .get(TENANT, &ids[0])
+        .await
+        .unwrap()
+        .expect("stored event");
     assert_eq!(e.event.payload.as_deref(), Some(r#"{"n":"m-0"}"#));
     assert_eq!(e.event.attrs.get("page").map(String::as_str), Some("/"));
     assert_dead_letters(&brokers, &topic, &format!("{topic}.dlq"), &msgs).await;
@@ -217,11 +243,11 @@ impl HotTier for DiesAfter {
         }
         let outcomes = self.inner.append(request).await?;
         if self.appends_left.fetch_sub(1, Ordering::SeqCst) == 1 {
-            return Err(strata_core::Error::Unavailable {
-                tier: Tier::Hot,
-                op: "append",
-                message: "simulated crash after the durable commit".into(),
-            });
+            return Err(strata_core::Error::storage(
+                Tier::Hot,
+                "append",
+                "simulated crash after the durable commit",
+            ));
         }
         Ok(outcomes)
     }
@@ -287,7 +313,10 @@ pub async fn restart_resumes_from_hot_offsets(cluster: &impl Cluster) {
             .expect("task");
         assert!(ended.is_err(), "a failing hot tier stops the consumer");
         let durable = consumer_offsets(&*hot, &source).await;
-        assert!(durable > 0 && durable < 2000, "died mid-stream at {durable}");
+        assert!(
+            durable > 0 && durable < 2000,
+            "died mid-stream at {durable}"
+        );
         let committed = committed_sum(&brokers, &group, &topic, 2).await;
         assert!(
             committed < durable,
@@ -319,7 +348,9 @@ async fn consumer_offsets(hot: &dyn HotTier, source: &str) -> i64 {
 
 /// Two consumers of one group, each with its own hot tier: the second joins mid-stream, the
 /// first leaves later; the two stores together hold every event exactly once and the
-/// dead-letter topic every invalid message exactly once.
+/// dead-letter topic every invalid message exactly once. Where the coordinator refuses
+/// hand-over commits (the mock cluster), only "nothing lost, nothing twice in one store"
+/// can hold.
 pub async fn rebalance_loses_and_duplicates_nothing(cluster: &impl Cluster) {
     let brokers = cluster.brokers();
     let topic = unique("rebalance");
@@ -350,7 +381,10 @@ pub async fn rebalance_loses_and_duplicates_nothing(cluster: &impl Cluster) {
     ids.extend(more);
     let deadline = Instant::now() + WAIT;
     while stored(&*hot_b).await.is_empty() {
-        assert!(Instant::now() < deadline, "the second consumer never got partitions");
+        assert!(
+            Instant::now() < deadline,
+            "the second consumer never got partitions"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The first one leaves; the second takes over its partitions.
@@ -361,11 +395,30 @@ pub async fn rebalance_loses_and_duplicates_nothing(cluster: &impl Cluster) {
     wait_consumed(&[&*hot_a, &*hot_b], &source, 7000).await;
     let report_b = b.stop().await;
 
-    assert!(report_a.stored > 0 && report_b.stored > 0, "{report_a:?} {report_b:?}");
-    assert_eq!(report_a.duplicates + report_b.duplicates, 0, "{report_a:?} {report_b:?}");
-    assert_exactly_once(&[&*hot_a, &*hot_b], &ids).await;
+    assert!(
+        report_a.stored > 0 && report_b.stored > 0,
+        "{report_a:?} {report_b:?}"
+    );
+    assert_eq!(
+        report_a.duplicates + report_b.duplicates,
+        0,
+        "{report_a:?} {report_b:?}"
+    );
+    let strict = cluster.commits_during_rebalance();
+    if strict {
+        assert_exactly_once(&[&*hot_a, &*hot_b], &ids).await;
+    } else {
+        let in_a = id_counts(&[&*hot_a]).await;
+        let in_b = id_counts(&[&*hot_b]).await;
+        assert!(in_a.values().chain(in_b.values()).all(|n| *n == 1));
+        let missing = ids
+            .iter()
+            .filter(|id| !in_a.contains_key(*id) && !in_b.contains_key(*id))
+            .count();
+        assert_eq!(missing, 0, "events lost in the rebalance");
+    }
     let all: Vec<Msg> = p1.into_iter().chain(p2).chain(p3).collect();
-    assert_dead_letters(&brokers, &topic, &dlq, &all).await;
+    assert_dead_letters_with(&brokers, &topic, &dlq, &all, strict).await;
     hot_a.shutdown().await.unwrap();
     hot_b.shutdown().await.unwrap();
 }
@@ -404,7 +457,10 @@ pub async fn full_hot_tier_pauses_and_resumes(cluster: &impl Cluster) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let stalled_at = last.0;
-    assert!(!consumer.task.is_finished(), "a full hot tier does not stop the consumer");
+    assert!(
+        !consumer.task.is_finished(),
+        "a full hot tier does not stop the consumer"
+    );
 
     // Be the flusher: release what is stored, collecting what was released.
     let mut released = Vec::new();
@@ -431,6 +487,69 @@ pub async fn full_hot_tier_pauses_and_resumes(cluster: &impl Cluster) {
         *counts.entry(e.event.id).or_default() += 1;
     }
     let expected: BTreeMap<String, usize> = ids.into_iter().map(|id| (id, 1)).collect();
-    assert_eq!(counts, expected, "every event exactly once across released and hot");
+    assert_eq!(
+        counts, expected,
+        "every event exactly once across released and hot"
+    );
+    hot.shutdown().await.unwrap();
+}
+
+/// Through the tiering `Store`, as `strata serve` runs it: events already moved to warm and
+/// released from hot are recognised when Kafka delivers them again, and not stored twice.
+pub async fn redelivery_after_flush_is_not_stored_again(cluster: &impl Cluster) {
+    let brokers = cluster.brokers();
+    let topic = unique("redeliver");
+    let group = unique("g-redeliver");
+    cluster.create_topic(&topic, 2).await;
+    cluster.create_topic(&format!("{topic}.dlq"), 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hot = open_hot(dir.path(), None).await;
+    let warm = strata_warm::EmbeddedWarm::open(dir.path().join("warm.redb"))
+        .await
+        .expect("warm");
+    let store = strata_tiering::Store::new(
+        hot.clone(),
+        Arc::new(warm),
+        "node-a",
+        strata_types::Limits::default(),
+    );
+    let flusher = strata_tiering::Flusher::for_store(
+        &store,
+        strata_tiering::FlusherConfig {
+            hot_retention: Duration::ZERO,
+            ..strata_tiering::FlusherConfig::default()
+        },
+    );
+    let (msgs, ids) = messages("w", 300, 0);
+    produce(&brokers, &topic, &msgs).await;
+
+    let cfg = config(&brokers, &topic, &group);
+    let source = cfg.source();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let consumer = tokio::spawn(strata_ingest::run_consumer(
+        cfg,
+        Arc::new(store.clone()),
+        store.limits().clone(),
+        stop.clone(),
+    ));
+    wait_consumed(&[&*hot], &source, 300).await;
+    let flushed = flusher.flush_due().await.expect("flush");
+    assert_eq!(flushed.rows, 300, "{flushed:?}");
+    assert!(stored(&*hot).await.is_empty(), "everything moved to warm");
+
+    // The same events again, at new offsets (a producer retry, a replay).
+    produce(&brokers, &topic, &msgs).await;
+    wait_consumed(&[&*hot], &source, 600).await;
+    stop.cancel();
+    let report = consumer.await.unwrap().expect("consumer");
+    assert_eq!(report.stored, 300, "{report:?}");
+    assert_eq!(report.duplicates, 300, "{report:?}");
+    assert!(stored(&*hot).await.is_empty(), "nothing stored twice");
+    for id in ids.iter().step_by(37) {
+        assert!(
+            store.get_event(TENANT, id).await.unwrap().is_some(),
+            "{id} in warm"
+        );
+    }
     hot.shutdown().await.unwrap();
 }

@@ -3,6 +3,9 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub(crate) mod postgres;
+pub(crate) mod warm;
+
 use std::{
     collections::BTreeMap,
     io::{BufRead, BufReader},
@@ -60,7 +63,13 @@ impl TestServer {
         server
     }
 
-    fn start(&mut self) {
+    /// Replaces the extra `serve` flags used by the next start.
+    pub(crate) fn set_args(&mut self, args: &[&str]) {
+        self.args = args.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// Starts the server (it must not be running) and waits for `listening`.
+    pub(crate) fn start(&mut self) {
         assert!(self.child.is_none(), "already running");
         let mut cmd = Command::new(STRATA);
         cmd.arg("serve")
@@ -128,6 +137,15 @@ impl TestServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// SIGTERM, then waits for a clean exit (status 0) within `timeout`.
+    pub(crate) fn stop_gracefully(&mut self, timeout: Duration) {
+        self.terminate();
+        let status = self
+            .wait_exit(timeout)
+            .unwrap_or_else(|| panic!("the server did not exit within {timeout:?} of SIGTERM"));
+        assert!(status.success(), "graceful shutdown failed: {status:?}");
     }
 
     /// Kills the server if it runs and starts it again on the same data directory (with new
@@ -412,4 +430,180 @@ pub(crate) async fn count(
 /// RFC 3339 of now plus `offset` (negative to go back).
 pub(crate) fn rfc3339_from_now(offset: chrono::Duration) -> String {
     (Utc::now() + offset).to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Runs `cmd` to its exit (killing it after `timeout`); returns its status and standard error.
+pub(crate) fn run_to_exit(mut cmd: Command, timeout: Duration) -> (ExitStatus, String) {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn strata");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the process did not exit within {timeout:?}; stderr:\n{}",
+                reader.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status, reader.join().unwrap_or_default())
+}
+
+/// A `strata serve` command on `data_dir` with free ports, JSON logs and `args`.
+pub(crate) fn serve_command(data_dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(STRATA);
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"])
+        .args(["--log-format", "json", "--log-level", "info"])
+        .args(args);
+    cmd
+}
+
+/// Epoch microseconds as RFC 3339 UTC with microseconds, as the server formats times.
+pub(crate) fn rfc3339_micros(micros: i64) -> String {
+    chrono::DateTime::<Utc>::from_timestamp_micros(micros)
+        .expect("time in range")
+        .to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// RFC 3339 to epoch microseconds.
+pub(crate) fn parse_micros(rfc3339: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap_or_else(|e| panic!("bad time {rfc3339}: {e}"))
+        .timestamp_micros()
+}
+
+/// Now, epoch microseconds.
+pub(crate) fn now_micros() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+impl TestEvent {
+    /// A valid event with event time `ts` (epoch micros).
+    pub(crate) fn at(tenant: &str, id: String, n: u64, ts: i64) -> Self {
+        Self {
+            ts: rfc3339_micros(ts),
+            ..Self::new(tenant, id, n)
+        }
+    }
+}
+
+/// What `POST /v1/events` answered.
+#[derive(Debug)]
+pub(crate) enum PostOutcome {
+    /// 200: acknowledged.
+    Acked(WriteAnswer),
+    /// 503 with the `Retry-After` the server asked for.
+    Busy(Duration),
+    /// Anything else (including a connection error), with a description.
+    Failed(String),
+}
+
+/// Posts `events` once and classifies the answer.
+pub(crate) async fn try_post_events(
+    client: &reqwest::Client,
+    base: &str,
+    events: &[TestEvent],
+) -> PostOutcome {
+    let response = match client
+        .post(format!("{base}/v1/events"))
+        .header("content-type", "application/json")
+        .body(json_body(events))
+        .send()
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return PostOutcome::Failed(e.to_string()),
+    };
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let text = match response.text().await {
+        Ok(t) => t,
+        Err(e) => return PostOutcome::Failed(e.to_string()),
+    };
+    match status.as_u16() {
+        200 => match serde_json::from_str(&text) {
+            Ok(answer) => PostOutcome::Acked(answer),
+            Err(e) => PostOutcome::Failed(format!("bad answer {text}: {e}")),
+        },
+        503 => {
+            let secs = retry_after.unwrap_or_else(|| panic!("503 without Retry-After: {text}"));
+            PostOutcome::Busy(Duration::from_secs(secs))
+        }
+        _ => PostOutcome::Failed(format!("HTTP {status}: {text}")),
+    }
+}
+
+/// One bucket of an aggregate answer.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct BucketView {
+    pub(crate) start: String,
+    pub(crate) group: Option<String>,
+    pub(crate) value: Option<f64>,
+}
+
+/// An aggregate answer.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct AggregateView {
+    pub(crate) buckets: Vec<BucketView>,
+    pub(crate) tiers: Vec<String>,
+}
+
+/// `GET /v1/query/aggregate`; `Err((status, body))` unless 200.
+pub(crate) async fn aggregate(
+    client: &reqwest::Client,
+    base: &str,
+    params: &[(&str, &str)],
+) -> Result<AggregateView, (u16, String)> {
+    let response = client
+        .get(format!("{base}/v1/query/aggregate"))
+        .query(params)
+        .send()
+        .await
+        .map_err(|e| (0, e.to_string()))?;
+    let status = response.status().as_u16();
+    let text = response.text().await.map_err(|e| (0, e.to_string()))?;
+    if status != 200 {
+        return Err((status, text));
+    }
+    serde_json::from_str(&text).map_err(|e| (status, format!("bad answer {text}: {e}")))
+}
+
+/// The sum of every series of the metric `name` on `/metrics` (0 when absent).
+pub(crate) async fn metric(client: &reqwest::Client, base: &str, name: &str) -> f64 {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let series_name = series.split('{').next()?;
+            (series_name == name).then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
 }

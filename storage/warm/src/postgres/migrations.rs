@@ -126,6 +126,9 @@ pub struct MigrationStatus {
     pub mode: Option<WarmMode>,
     /// Whether the server offers the timescaledb extension.
     pub timescaledb_available: bool,
+    /// Whether the extension can be used here (installed in this database, or offered and
+    /// preloaded): what `Layout::Auto` goes by.
+    pub timescaledb_usable: bool,
     /// Applied migrations.
     pub applied: Vec<MigrationInfo>,
     /// Migrations not applied yet.
@@ -141,10 +144,10 @@ impl fmt::Display for MigrationStatus {
         writeln!(
             f,
             "timescaledb extension: {}",
-            if self.timescaledb_available {
-                "available"
-            } else {
-                "not available"
+            match (self.timescaledb_available, self.timescaledb_usable) {
+                (_, true) => "available",
+                (true, false) => "installed but not preloaded (add it to shared_preload_libraries)",
+                (false, false) => "not available",
             }
         )?;
         for m in &self.applied {
@@ -231,7 +234,7 @@ async fn timescale_usable(client: &Client) -> Result<bool> {
             &[],
         )
         .await
-        .map_err(pg_error("migrate"))?
+        .map_err(pg_error("migration status"))?
         .get(0))
 }
 
@@ -241,6 +244,7 @@ pub(crate) async fn status(client: &Client) -> Result<MigrationStatus> {
     Ok(MigrationStatus {
         mode,
         timescaledb_available: timescale_available(client).await?,
+        timescaledb_usable: timescale_usable(client).await?,
         applied: MIGRATIONS
             .iter()
             .filter(|m| versions.contains(&m.version))
@@ -292,7 +296,17 @@ async fn migrate_locked(client: &mut Client, layout: Layout) -> Result<Migration
             ));
         }
         (None, Layout::Postgres) => WarmMode::Postgres,
-        (None, Layout::Timescale) => WarmMode::Timescale,
+        (None, Layout::Timescale) => {
+            if !timescale_usable(client).await? {
+                return Err(Error::storage(
+                    Tier::Warm,
+                    "migrate",
+                    "the timescaledb layout was asked for, but this server cannot load the \
+                     extension (install it and add timescaledb to shared_preload_libraries)",
+                ));
+            }
+            WarmMode::Timescale
+        }
         (None, Layout::Auto) => {
             if timescale_usable(client).await? {
                 WarmMode::Timescale

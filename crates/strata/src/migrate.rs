@@ -1,0 +1,42 @@
+//! `strata migrate [--status]`: apply the warm tier's schema migrations, or print their
+//! state.
+//!
+//! Migrating is idempotent (applied versions are recorded in the database) and safe to run
+//! from several places at once (migrations run under a database lock), so it fits a
+//! deployment job or an init container as well as an operator's shell. `serve` migrates at
+//! start by default (`--warm-migrate`); this command is for setups that keep schema changes
+//! a separate, deliberate step. The report goes to standard output; failures are logged and
+//! end with a non-zero exit.
+
+use std::path::Path;
+
+use crate::{Error, Result, cli::MigrateArgs};
+
+/// Runs `strata migrate`.
+pub async fn run(args: MigrateArgs) -> Result<()> {
+    let url = &args.warm.warm;
+    // The embedded store needs no migrations and opens nothing here, so no data directory
+    // is involved.
+    let config = args.warm.to_config(Path::new("."), false);
+    if args.status {
+        let status = strata_warm::status(url.expose(), &config)
+            .await
+            .map_err(|source| Error::Migrate {
+                action: "read the migration status of",
+                target: url.redacted(),
+                source,
+            })?;
+        print!("{status}");
+    } else {
+        tracing::info!(warm = %url, "applying warm tier migrations");
+        let report = strata_warm::migrate(url.expose(), &config)
+            .await
+            .map_err(|source| Error::Migrate {
+                action: "migrate",
+                target: url.redacted(),
+                source,
+            })?;
+        print!("{report}");
+    }
+    Ok(())
+}

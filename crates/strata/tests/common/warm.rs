@@ -1,0 +1,638 @@
+//! Scenarios of events moving from hot to warm, run against every warm backend: the embedded
+//! store and PostgreSQL (each layout). They talk to the real binary over REST and, for
+//! PostgreSQL, also look at the warm table directly.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use futures::{StreamExt, stream};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+use super::{
+    PostOutcome, TestEvent, TestServer, aggregate, assert_same, client, count, get_event, metric,
+    now_micros, parse_micros, post_events, postgres, rfc3339_micros, try_post_events,
+};
+
+/// Unreleased events in the hot tier (a gauge).
+pub(crate) const HOT_EVENTS: &str = "strata_hot_events";
+/// Failed flush attempts.
+pub(crate) const FLUSH_ERRORS: &str = "strata_flush_errors_total";
+/// Longest a test waits for the flusher to move what is due.
+pub(crate) const FLUSH_WAIT: Duration = Duration::from_secs(90);
+
+/// The warm tier a scenario runs against.
+#[derive(Debug, Clone)]
+pub(crate) enum Backend {
+    /// `--warm embedded`.
+    Embedded,
+    /// `--warm <db>` with `--warm-layout <layout>`; `db` is a fresh database.
+    Postgres { db: String, layout: &'static str },
+}
+
+impl Backend {
+    /// A fresh database on the `scripts/test` server, in `layout`.
+    pub(crate) async fn postgres(layout: &'static str) -> Self {
+        Self::Postgres {
+            db: postgres::fresh_database(&postgres::server_url()).await,
+            layout,
+        }
+    }
+
+    /// The `serve` flags selecting this backend.
+    pub(crate) fn args(&self) -> Vec<String> {
+        match self {
+            Self::Embedded => vec!["--warm".into(), "embedded".into()],
+            Self::Postgres { db, layout } => vec![
+                "--warm".into(),
+                db.clone(),
+                "--warm-layout".into(),
+                (*layout).into(),
+                "--warm-connect-timeout".into(),
+                "2s".into(),
+            ],
+        }
+    }
+
+    /// The warm mode `serve` must report.
+    pub(crate) fn mode(&self) -> &'static str {
+        match self {
+            Self::Embedded => "embedded",
+            Self::Postgres { layout, .. } => layout,
+        }
+    }
+
+    /// `count(*)` and `count(DISTINCT (tenant, id))` of the warm table, for PostgreSQL.
+    pub(crate) async fn sql_counts(&self) -> Option<(u64, u64)> {
+        match self {
+            Self::Embedded => None,
+            Self::Postgres { db, .. } => Some(
+                postgres::event_counts(db)
+                    .await
+                    .unwrap_or_else(|e| panic!("count warm rows: {e}")),
+            ),
+        }
+    }
+}
+
+/// Sets `flag` to `value` in `args`: replaces its value when present, appends it otherwise
+/// (clap refuses a flag given twice).
+pub(crate) fn set_flag(args: &mut Vec<String>, flag: &str, value: &str) {
+    match args.iter().position(|a| a == flag) {
+        Some(i) if i + 1 < args.len() => args[i + 1] = value.to_owned(),
+        _ => args.extend([flag.to_owned(), value.to_owned()]),
+    }
+}
+
+/// `args` as the `&str` slice `TestServer` takes, plus `extra`.
+fn serve_args<'a>(backend: &'a [String], extra: &[&'a str]) -> Vec<&'a str> {
+    backend
+        .iter()
+        .map(String::as_str)
+        .chain(extra.iter().copied())
+        .collect()
+}
+
+/// Starts a server on a fresh data directory off the async workers.
+pub(crate) async fn spawn(args: Vec<String>) -> TestServer {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        TestServer::spawn_with(&args)
+    })
+    .await
+    .unwrap()
+}
+
+/// Gracefully stops `server` and starts it again with `args`, off the async workers.
+pub(crate) async fn restart_with(mut server: TestServer, args: Vec<String>) -> TestServer {
+    tokio::task::spawn_blocking(move || {
+        server.stop_gracefully(Duration::from_secs(60));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        server.set_args(&args);
+        server.start();
+        server
+    })
+    .await
+    .unwrap()
+}
+
+/// Waits until the hot tier has released everything and, for PostgreSQL, the warm table
+/// holds `expected` rows; panics after [`FLUSH_WAIT`].
+pub(crate) async fn wait_flushed(server: &TestServer, backend: &Backend, expected: u64) {
+    let http = client();
+    let base = server.http_url();
+    let started = Instant::now();
+    loop {
+        let hot = metric(&http, &base, HOT_EVENTS).await;
+        let sql = backend.sql_counts().await;
+        if hot == 0.0 && sql.is_none_or(|(all, _)| all >= expected) {
+            return;
+        }
+        assert!(
+            started.elapsed() < FLUSH_WAIT,
+            "not flushed within {FLUSH_WAIT:?}: {hot} events still in hot, warm rows {sql:?}, \
+             expected {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Checks that every event of `events` is readable with the fields it was sent with.
+pub(crate) async fn assert_all_readable(server: &TestServer, events: &[&TestEvent]) {
+    let http = client();
+    let base = server.http_url();
+    let lost: Vec<String> = stream::iter(events.iter().copied())
+        .map(|event| {
+            let http = http.clone();
+            let base = base.clone();
+            async move {
+                match get_event(&http, &base, &event.tenant, &event.id).await {
+                    Ok(Some(got)) => {
+                        assert_same(event, &got);
+                        None
+                    }
+                    Ok(None) => Some(event.id.clone()),
+                    Err(e) => panic!("GET {}: {e}", event.id),
+                }
+            }
+        })
+        .buffer_unordered(8)
+        .filter_map(|lost| async move { lost })
+        .collect()
+        .await;
+    assert!(
+        lost.is_empty(),
+        "{} of {} events not readable, e.g. {:?}",
+        lost.len(),
+        events.len(),
+        &lost[..lost.len().min(10)]
+    );
+}
+
+/// Per-tenant counts of distinct events.
+fn per_tenant<'a>(events: impl IntoIterator<Item = &'a TestEvent>) -> HashMap<String, u64> {
+    let mut out: HashMap<String, u64> = HashMap::new();
+    let mut seen = HashSet::new();
+    for e in events {
+        if seen.insert((e.tenant.clone(), e.id.clone())) {
+            *out.entry(e.tenant.clone()).or_default() += 1;
+        }
+    }
+    out
+}
+
+/// The aggregate count over `[from, to)` per tenant equals the number of distinct events.
+pub(crate) async fn assert_api_counts(
+    server: &TestServer,
+    events: &[TestEvent],
+    tenants: &[&str],
+    from: &str,
+    to: &str,
+) {
+    let http = client();
+    let base = server.http_url();
+    let want = per_tenant(events);
+    for tenant in tenants {
+        let got = count(&http, &base, tenant, from, to).await.unwrap();
+        assert_eq!(
+            got,
+            want.get(*tenant).copied().unwrap_or(0),
+            "tenant {tenant}: the aggregate must count each event exactly once"
+        );
+    }
+}
+
+/// A (bucket start, group) of an aggregate answer.
+type Cell = (i64, Option<String>);
+/// Count, sum, min and max of one cell.
+type Running = (u64, f64, f64, f64);
+
+/// Brute force over the raw events: `(bucket start, group) → value` for one tenant.
+fn expected_buckets(
+    events: &[TestEvent],
+    tenant: &str,
+    from: i64,
+    to: i64,
+    bucket: i64,
+    agg: &str,
+    group_by: Option<&str>,
+) -> BTreeMap<Cell, f64> {
+    let mut cells: BTreeMap<Cell, Running> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.tenant == tenant) {
+        let ts = parse_micros(&e.ts);
+        if ts < from || ts >= to {
+            continue;
+        }
+        let start = ts - ts.rem_euclid(bucket);
+        let group = match group_by {
+            None => None,
+            Some("key") => Some(e.key.clone()),
+            Some(g) => {
+                let name = g.strip_prefix("attr:").expect("group_by");
+                e.attrs.get(name).cloned()
+            }
+        };
+        let cell =
+            cells
+                .entry((start, group))
+                .or_insert((0, 0.0, f64::INFINITY, f64::NEG_INFINITY));
+        cell.0 += 1;
+        cell.1 += e.value;
+        cell.2 = cell.2.min(e.value);
+        cell.3 = cell.3.max(e.value);
+    }
+    cells
+        .into_iter()
+        .map(|(k, (n, sum, min, max))| {
+            let v = match agg {
+                "count" => n as f64,
+                "sum" => sum,
+                "min" => min,
+                "max" => max,
+                "avg" => sum / n as f64,
+                other => panic!("agg {other}"),
+            };
+            (k, v)
+        })
+        .collect()
+}
+
+/// Every aggregation, ungrouped and grouped by key and by attribute, for every tenant,
+/// equals the brute-force answer over `events` (which must hold no duplicates). Returns the
+/// tiers the answers came from.
+pub(crate) async fn assert_aggregates_match(
+    server: &TestServer,
+    events: &[TestEvent],
+    tenants: &[&str],
+    from: i64,
+    to: i64,
+) -> HashSet<String> {
+    let http = client();
+    let base = server.http_url();
+    let (from_s, to_s) = (rfc3339_micros(from), rfc3339_micros(to));
+    let bucket = 15 * 60 * 1_000_000;
+    let mut tiers = HashSet::new();
+    for tenant in tenants {
+        for agg in ["count", "sum", "min", "max", "avg"] {
+            for group_by in [None, Some("key"), Some("attr:region")] {
+                let mut params = vec![
+                    ("tenant", *tenant),
+                    ("from", from_s.as_str()),
+                    ("to", to_s.as_str()),
+                    ("bucket", "15m"),
+                    ("agg", agg),
+                ];
+                if let Some(g) = group_by {
+                    params.push(("group_by", g));
+                }
+                let answer = aggregate(&http, &base, &params)
+                    .await
+                    .unwrap_or_else(|e| panic!("{agg} {group_by:?}: {e:?}"));
+                tiers.extend(answer.tiers.iter().cloned());
+                let got: BTreeMap<Cell, f64> = answer
+                    .buckets
+                    .iter()
+                    .map(|b| {
+                        let v = b.value.unwrap_or_else(|| panic!("null value in {b:?}"));
+                        ((parse_micros(&b.start), b.group.clone()), v)
+                    })
+                    .collect();
+                let want = expected_buckets(events, tenant, from, to, bucket, agg, group_by);
+                assert_eq!(
+                    got.keys().collect::<Vec<_>>(),
+                    want.keys().collect::<Vec<_>>(),
+                    "{tenant} {agg} {group_by:?}: buckets differ"
+                );
+                for (k, w) in &want {
+                    let g = got[k];
+                    // Sums of quarter values are exact in f64; an average may differ in
+                    // the last bit depending on the order of additions.
+                    assert!(
+                        (g - w).abs() <= 1e-9 * w.abs().max(1.0),
+                        "{tenant} {agg} {group_by:?} {k:?}: got {g}, brute force {w}"
+                    );
+                }
+            }
+        }
+    }
+    tiers
+}
+
+const FLOW_TENANTS: [&str; 2] = ["flow-a", "flow-b"];
+
+/// Events with event times spread over the two hours before now.
+fn spread_events(prefix: &str, n: u64, rng: &mut StdRng) -> Vec<TestEvent> {
+    let now = now_micros();
+    (0..n)
+        .map(|i| {
+            let tenant = FLOW_TENANTS[rng.random_range(0..FLOW_TENANTS.len())];
+            let ts = now - rng.random_range(60_000_000..2 * 3600 * 1_000_000);
+            TestEvent::at(
+                tenant,
+                format!("{prefix}-{i}"),
+                rng.random_range(0..10_000),
+                ts,
+            )
+        })
+        .collect()
+}
+
+async fn post_all(server: &TestServer, events: &[TestEvent]) {
+    let http = client();
+    for chunk in events.chunks(250) {
+        let answer = post_events(&http, &server.http_url(), chunk)
+            .await
+            .expect("post");
+        assert_eq!(answer.accepted, chunk.len() as u64, "{:?}", answer.rejected);
+    }
+}
+
+/// Events ingested over REST reach warm after the flush interval, exactly once; a query over
+/// a range that spans hot and warm gives the brute-force answer.
+pub(crate) async fn flow(backend: Backend) {
+    let seed: u64 = rand::random();
+    eprintln!("seed {seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let fast = serve_args(
+        &backend.args(),
+        &["--hot-retention", "1s", "--flush-interval", "200ms"],
+    )
+    .iter()
+    .map(|s| s.to_string())
+    .collect::<Vec<_>>();
+    let slow = serve_args(
+        &backend.args(),
+        &["--hot-retention", "1h", "--flush-interval", "200ms"],
+    )
+    .iter()
+    .map(|s| s.to_string())
+    .collect::<Vec<_>>();
+    let from = now_micros() - 3 * 3600 * 1_000_000;
+    let to = now_micros() + 10 * 60 * 1_000_000;
+    let (from_s, to_s) = (rfc3339_micros(from), rfc3339_micros(to));
+
+    // 1. Everything sent goes to warm once its hot retention passes; a resent chunk
+    // (a client retrying) changes nothing.
+    let server = spawn(fast.clone()).await;
+    assert!(
+        server
+            .logs()
+            .contains(&format!("\"warm_mode\":\"{}\"", backend.mode())),
+        "serve must log the warm mode {}",
+        backend.mode()
+    );
+    let first = spread_events("a", 1200, &mut rng);
+    post_all(&server, &first).await;
+    post_all(&server, &first[..250]).await;
+    wait_flushed(&server, &backend, first.len() as u64).await;
+    if let Some(counts) = backend.sql_counts().await {
+        let n = first.len() as u64;
+        assert_eq!(
+            counts,
+            (n, n),
+            "warm rows (all, distinct) after the first flush"
+        );
+    }
+    assert_api_counts(&server, &first, &FLOW_TENANTS, &from_s, &to_s).await;
+    assert_all_readable(&server, &first.iter().collect::<Vec<_>>()).await;
+
+    // 2. With a long hot retention the next events stay in hot: a query now spans both
+    // tiers and must equal the brute force over everything sent.
+    let server = restart_with(server, slow).await;
+    let second = spread_events("b", 800, &mut rng);
+    post_all(&server, &second).await;
+    let http = client();
+    // The gauge is published right after the commit's acknowledgement: poll briefly.
+    let waiting = Instant::now();
+    loop {
+        let hot = metric(&http, &server.http_url(), HOT_EVENTS).await;
+        if hot == second.len() as f64 {
+            break;
+        }
+        assert!(
+            waiting.elapsed() < Duration::from_secs(10),
+            "the second batch must still be in hot: {hot} events there, {} sent",
+            second.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if let Some(counts) = backend.sql_counts().await {
+        let n = first.len() as u64;
+        assert_eq!(counts, (n, n), "the second batch must not be in warm yet");
+    }
+    let all: Vec<TestEvent> = first.iter().chain(&second).cloned().collect();
+    let tiers = assert_aggregates_match(&server, &all, &FLOW_TENANTS, from, to).await;
+    assert!(
+        tiers.contains("hot") && tiers.contains("warm"),
+        "answers must come from both tiers: {tiers:?}"
+    );
+    assert_api_counts(&server, &all, &FLOW_TENANTS, &from_s, &to_s).await;
+
+    // 3. Back to a short retention: everything ends up in warm, exactly once, and the
+    // answers do not change.
+    let server = restart_with(server, fast).await;
+    wait_flushed(&server, &backend, all.len() as u64).await;
+    if let Some(counts) = backend.sql_counts().await {
+        let n = all.len() as u64;
+        assert_eq!(counts, (n, n), "warm rows (all, distinct) at the end");
+    }
+    assert_eq!(metric(&http, &server.http_url(), HOT_EVENTS).await, 0.0);
+    assert_aggregates_match(&server, &all, &FLOW_TENANTS, from, to).await;
+    let sample: Vec<&TestEvent> = second.iter().step_by(4).collect();
+    assert_all_readable(&server, &sample).await;
+}
+
+const CRASH_TENANTS: [&str; 2] = ["kill-a", "kill-b"];
+const CRASH_CLIENTS: usize = 2;
+const CRASH_KILLS: usize = 4;
+
+/// Where the clients send, and which server generation that is.
+struct Target {
+    generation: u64,
+    url: String,
+}
+
+#[derive(Default)]
+struct Ledger {
+    sent: Vec<TestEvent>,
+    acked: Vec<TestEvent>,
+}
+
+/// `kill -9` at random moments while the flusher moves a continuous stream of events to warm;
+/// after restarts and a resend of everything ever sent, every event is stored exactly once
+/// and every acknowledged one is readable.
+pub(crate) async fn kill_mid_flush(backend: Backend) {
+    let seed: u64 = rand::random();
+    eprintln!("seed {seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let from = rfc3339_micros(now_micros() - 3600 * 1_000_000);
+    // Tiny retention and batches: the flusher is almost always inside a warm transaction or
+    // a hot release when the kill comes.
+    let args: Vec<String> = serve_args(
+        &backend.args(),
+        &[
+            "--hot-retention",
+            "200ms",
+            "--flush-interval",
+            "50ms",
+            "--flush-max-batch-events",
+            "100",
+        ],
+    )
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut server = spawn(args).await;
+    let target = Arc::new(RwLock::new(Target {
+        generation: 0,
+        url: server.http_url(),
+    }));
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let acked_in_generation = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..CRASH_CLIENTS)
+        .map(|c| {
+            tokio::spawn(crash_client(
+                c,
+                seed,
+                target.clone(),
+                ledger.clone(),
+                acked_in_generation.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+
+    let http = client();
+    for kill in 1..=CRASH_KILLS {
+        let waiting = Instant::now();
+        // Kill only once this generation acknowledged events and flushed some of them.
+        while acked_in_generation.load(Ordering::SeqCst) == 0
+            || metric(&http, &server.http_url(), "strata_flush_batches_total").await == 0.0
+        {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(60),
+                "generation {} neither acknowledged nor flushed",
+                kill - 1
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(100..1_200))).await;
+        server.kill();
+        eprintln!("kill #{kill}");
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..150))).await;
+        server = tokio::task::spawn_blocking(move || {
+            server.restart();
+            server
+        })
+        .await
+        .unwrap();
+        let mut t = target.write().unwrap();
+        t.generation = kill as u64;
+        t.url = server.http_url();
+        acked_in_generation.store(0, Ordering::SeqCst);
+        drop(t);
+    }
+    // Let the last generation ingest and flush for a moment too.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let Ledger { sent, acked } = std::mem::take(&mut *ledger.lock().unwrap());
+    eprintln!("sent {} events, {} acknowledged", sent.len(), acked.len());
+    assert!(!acked.is_empty(), "nothing was acknowledged");
+
+    // Every acknowledged event survived the kills (checked before any resend could mask a
+    // loss): in warm, once the backlog has drained, and readable through the API.
+    let acked_ids: HashSet<(String, String)> = acked
+        .iter()
+        .map(|e| (e.tenant.clone(), e.id.clone()))
+        .collect();
+    wait_flushed(&server, &backend, acked_ids.len() as u64).await;
+    if let Backend::Postgres { db, .. } = &backend {
+        let in_warm = postgres::event_ids(db).await;
+        let missing: Vec<_> = acked_ids.difference(&in_warm).take(10).collect();
+        assert!(
+            missing.is_empty(),
+            "acknowledged events missing from warm, e.g. {missing:?}"
+        );
+    }
+    let mut check: Vec<&TestEvent> = acked.iter().collect();
+    if check.len() > 6_000 {
+        // A random sample keeps the run short; the SQL check above is complete.
+        for i in 0..6_000 {
+            let j = rng.random_range(i..check.len());
+            check.swap(i, j);
+        }
+        check.truncate(6_000);
+    }
+    assert_all_readable(&server, &check).await;
+
+    // A client that never heard back resends; each event must then be stored exactly once,
+    // in warm as well once it is flushed again.
+    post_all(&server, &sent).await;
+    let distinct = per_tenant(&sent).values().sum::<u64>();
+    wait_flushed(&server, &backend, distinct).await;
+    if let Some(counts) = backend.sql_counts().await {
+        assert_eq!(
+            counts,
+            (distinct, distinct),
+            "warm rows (all, distinct) must equal the distinct events sent"
+        );
+    }
+    let to = rfc3339_micros(now_micros() + 3600 * 1_000_000);
+    assert_api_counts(&server, &sent, &CRASH_TENANTS, &from, &to).await;
+}
+
+async fn crash_client(
+    c: usize,
+    seed: u64,
+    target: Arc<RwLock<Target>>,
+    ledger: Arc<Mutex<Ledger>>,
+    acked_in_generation: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut rng = StdRng::seed_from_u64(seed ^ (c as u64 + 1));
+    // A short timeout: a request to a killed server must fail fast.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut n: u64 = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let (generation, url) = {
+            let t = target.read().unwrap();
+            (t.generation, t.url.clone())
+        };
+        let size = rng.random_range(1..=40);
+        let batch: Vec<TestEvent> = (0..size)
+            .map(|_| {
+                n += 1;
+                let tenant = CRASH_TENANTS[rng.random_range(0..CRASH_TENANTS.len())];
+                TestEvent::new(tenant, format!("k{c}-{n}"), n)
+            })
+            .collect();
+        ledger.lock().unwrap().sent.extend(batch.iter().cloned());
+        match try_post_events(&http, &url, &batch).await {
+            PostOutcome::Acked(answer) => {
+                assert_eq!(answer.accepted, batch.len() as u64, "{:?}", answer.rejected);
+                ledger.lock().unwrap().acked.extend(batch);
+                let t = target.read().unwrap();
+                if t.generation == generation {
+                    acked_in_generation.fetch_add(size as u64, Ordering::SeqCst);
+                }
+            }
+            PostOutcome::Busy(wait) => tokio::time::sleep(wait.min(Duration::from_secs(1))).await,
+            // The server was killed under the request, or is restarting.
+            PostOutcome::Failed(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+        // Paced, so that the acknowledged set stays small enough to check event by event.
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+}

@@ -146,7 +146,9 @@ impl fmt::Display for MigrationStatus {
             "timescaledb extension: {}",
             match (self.timescaledb_available, self.timescaledb_usable) {
                 (_, true) => "available",
-                (true, false) => "installed but not preloaded (add it to shared_preload_libraries)",
+                (true, false) => {
+                    "not available (installed, but missing from shared_preload_libraries)"
+                }
                 (false, false) => "not available",
             }
         )?;

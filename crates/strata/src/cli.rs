@@ -76,6 +76,9 @@ pub struct ServeArgs {
     /// What an event and a batch may be.
     #[command(flatten)]
     pub limits: LimitsArgs,
+    /// Kafka ingest.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
     /// How long a graceful shutdown (SIGTERM/SIGINT) may take: in-flight requests finish and
     /// the hot tier completes its commits within it; a second signal cuts it short.
     #[arg(
@@ -86,6 +89,73 @@ pub struct ServeArgs {
         help_heading = "Shutdown"
     )]
     pub shutdown_grace: Duration,
+}
+
+/// Kafka ingest: a consumer in a consumer group writing into the hot tier, with its offsets
+/// committed in the same transaction as the events.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Kafka ingest")]
+pub struct KafkaArgs {
+    /// Bootstrap brokers, `host:port[,host:port...]`; unset runs no consumer.
+    #[arg(long, env = "STRATA_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// Topics to consume, comma-separated (a name starting with `^` is a regular expression).
+    /// Topics that do not exist yet are waited for.
+    #[arg(
+        long,
+        env = "STRATA_KAFKA_TOPICS",
+        value_delimiter = ',',
+        default_value = "events"
+    )]
+    pub kafka_topics: Vec<String>,
+    /// Consumer group; replicas sharing it split the partitions.
+    #[arg(long, env = "STRATA_KAFKA_GROUP", default_value = "strata")]
+    pub kafka_group: String,
+    /// Dead-letter topic for invalid messages (created when missing); default `<group>.dlq`.
+    #[arg(long, env = "STRATA_KAFKA_DLQ_TOPIC")]
+    pub kafka_dlq_topic: Option<String>,
+    /// Replication factor of the dead-letter topic when Strata creates it.
+    #[arg(long, env = "STRATA_KAFKA_DLQ_REPLICATION", default_value_t = 1)]
+    pub kafka_dlq_replication: i32,
+    /// Any librdkafka property, `NAME=VALUE` (repeatable), e.g. `security.protocol=SSL`. Also
+    /// read from `STRATA_KAFKA_PROPERTY_<NAME>` variables (`_` for `.`, e.g.
+    /// `STRATA_KAFKA_PROPERTY_SESSION_TIMEOUT_MS=6000`).
+    #[arg(long = "kafka-property", value_name = "NAME=VALUE", value_parser = strata_ingest::parse_property)]
+    pub kafka_properties: Vec<(String, String)>,
+    /// Most messages per batch (one durable hot-tier commit).
+    #[arg(
+        long,
+        env = "STRATA_KAFKA_BATCH_MAX_MESSAGES",
+        default_value_t = 10_000
+    )]
+    pub kafka_batch_max_messages: usize,
+    /// Longest a batch waits for more messages after its first.
+    #[arg(long, env = "STRATA_KAFKA_BATCH_MAX_WAIT", default_value = "100ms", value_parser = parse_duration)]
+    pub kafka_batch_max_wait: Duration,
+}
+
+impl KafkaArgs {
+    /// The consumer configuration, or `None` when no brokers are configured.
+    pub fn to_config(&self) -> Option<strata_ingest::KafkaConfig> {
+        let brokers = self
+            .kafka_brokers
+            .as_ref()
+            .filter(|b| !b.trim().is_empty())?;
+        let mut config = strata_ingest::KafkaConfig::new(
+            brokers.clone(),
+            self.kafka_topics.clone(),
+            self.kafka_group.clone(),
+        );
+        config.dlq_topic = self.kafka_dlq_topic.clone();
+        config.dlq_replication = self.kafka_dlq_replication;
+        config.properties = strata_ingest::properties_from_env(std::env::vars());
+        config
+            .properties
+            .extend(self.kafka_properties.iter().cloned());
+        config.batch_max_messages = self.kafka_batch_max_messages.max(1);
+        config.batch_max_wait = self.kafka_batch_max_wait;
+        Some(config)
+    }
 }
 
 /// The REST and gRPC listeners.
@@ -613,6 +683,20 @@ pub struct LoadArgs {
     /// Print the summary as one JSON object on standard output.
     #[arg(long, env = "STRATA_LOAD_JSON")]
     pub json: bool,
+    /// Produce the events into Kafka at these bootstrap brokers instead of sending them to a
+    /// server (`--protocol` and `--target` are then ignored). Idempotent producer; each
+    /// message is one event's JSON, keyed by the event's key.
+    #[arg(long = "kafka", value_name = "BROKERS", env = "STRATA_LOAD_KAFKA")]
+    pub kafka: Option<String>,
+    /// Topic to produce into; created (through the admin API) when missing.
+    #[arg(long, env = "STRATA_LOAD_KAFKA_TOPIC", default_value = "events")]
+    pub kafka_topic: String,
+    /// Partitions of the topic when it has to be created.
+    #[arg(long, env = "STRATA_LOAD_KAFKA_PARTITIONS", default_value_t = 4)]
+    pub kafka_partitions: i32,
+    /// A librdkafka producer property, `NAME=VALUE` (repeatable).
+    #[arg(long = "kafka-property", value_name = "NAME=VALUE", value_parser = strata_ingest::parse_property)]
+    pub kafka_properties: Vec<(String, String)>,
 }
 
 /// `--protocol`.

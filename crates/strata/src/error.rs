@@ -15,6 +15,9 @@ pub enum Error {
     /// Logging could not be set up.
     #[error("cannot set up logging: {0}")]
     Telemetry(String),
+    /// The Kafka consumer stopped with an error it cannot recover from.
+    #[error("Kafka ingest failed: {0}")]
+    Kafka(#[source] strata_ingest::Error),
     /// The signal handlers could not be installed.
     #[error("cannot listen for SIGTERM/SIGINT: {0}")]
     Signals(#[source] std::io::Error),

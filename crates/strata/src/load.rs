@@ -7,6 +7,7 @@
 //! achieved. Ctrl-C stops claiming new batches; requests in flight finish and count.
 
 pub mod generator;
+pub mod kafka;
 pub mod report;
 pub mod sender;
 
@@ -55,6 +56,10 @@ pub async fn run(args: LoadArgs) -> Result<()> {
         run_id.clone(),
     )
     .map_err(Error::LoadSetup)?;
+    if let Some(brokers) = args.kafka.clone() {
+        let events = args.events.unwrap_or(DEFAULT_EVENTS);
+        return kafka::run(&args, &brokers, generator, events, seed, run_id).await;
+    }
     let concurrency = args.concurrency as usize;
     let sender = Sender::connect(args.protocol, &target, args.ndjson, concurrency)
         .await

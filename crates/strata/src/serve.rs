@@ -80,6 +80,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     strata_tiering::flusher::describe_metrics();
     strata_hot::metrics::describe_metrics();
     warm::describe_metrics();
+    strata_ingest::describe_metrics();
 
     let (store, connector) = open_store(&args).await?;
     // Built before the APIs serve: it tells the store's write path that events can now leave
@@ -133,6 +134,30 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             }
         });
     }
+    // The Kafka consumer writes through the store (deduplicating across tiers like REST) and
+    // stops with the background token, after the listeners: its last batch and its hand-over
+    // commit need the store, which closes only after every tracked task has returned.
+    let (kafka_failed_tx, mut kafka_failed) = oneshot::channel::<Error>();
+    if let Some(config) = args.kafka.to_config() {
+        info!(
+            brokers = %config.brokers,
+            topics = ?config.topics,
+            group = %config.group,
+            "starting the Kafka consumer"
+        );
+        let (store, background) = (store.clone(), background.clone());
+        tracker.spawn(async move {
+            let limits = store.limits().clone();
+            match strata_ingest::run_consumer(config, Arc::new(store), limits, background).await {
+                Ok(report) => info!(?report, "Kafka consumer stopped"),
+                Err(e) => {
+                    let _ = kafka_failed_tx.send(Error::Kafka(e));
+                }
+            }
+        });
+    } else {
+        drop(kafka_failed_tx);
+    }
     tracker.close();
 
     let mut failure = None;
@@ -150,6 +175,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             error!(error = %e, "the APIs stopped unexpectedly; shutting down");
             failure = Some(e);
             api_running = false;
+        }
+        Ok(e) = &mut kafka_failed => {
+            error!(error = %e, "the Kafka consumer failed; shutting down");
+            failure = Some(e);
         }
         Ok(e) = &mut warm_failed => {
             error!(error = %e, "the warm tier cannot be used; shutting down");

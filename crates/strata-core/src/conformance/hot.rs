@@ -11,7 +11,7 @@ use strata_types::{
     AggregateQuery, Event, GroupBy, PartialAggregate, QueryParams, StoredEvent, TimeRange,
 };
 
-use super::Lcg;
+use super::{Lcg, assert_same};
 use crate::hot::{AppendOutcome, AppendRequest, HotTier, SourceOffset};
 
 /// Opens a backend over persistent state that outlives each instance.
@@ -83,26 +83,6 @@ fn brute_force(q: &AggregateQuery, events: &[Event]) -> PartialAggregate {
     let mut p = PartialAggregate::default();
     events.iter().for_each(|e| p.add(q, e));
     p
-}
-
-fn assert_same(case: &str, got: &PartialAggregate, want: &PartialAggregate) {
-    assert_eq!(
-        got.cells.keys().collect::<Vec<_>>(),
-        want.cells.keys().collect::<Vec<_>>(),
-        "{case}: buckets differ"
-    );
-    for (k, w) in &want.cells {
-        let g = &got.cells[k];
-        assert_eq!(g.count, w.count, "{case}: count of {k:?}");
-        assert_eq!(g.value_count, w.value_count, "{case}: value count of {k:?}");
-        assert_eq!((g.min, g.max), (w.min, w.max), "{case}: min/max of {k:?}");
-        assert!(
-            (g.sum - w.sum).abs() <= 1e-9 * w.sum.abs().max(1.0),
-            "{case}: sum of {k:?}: {} vs {}",
-            g.sum,
-            w.sum
-        );
-    }
 }
 
 async fn append(hot: &dyn HotTier, events: Vec<Event>) -> Vec<AppendOutcome> {

@@ -13,7 +13,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use async_trait::async_trait;
 use strata_types::{AggregateQuery, Event, PartialAggregate, QueryParams, StoredEvent, TimeRange};
 
-use super::Lcg;
+use super::{Lcg, assert_same};
 use crate::{
     hot::FlushBatch,
     warm::{HotWatermark, ScanCursor, ScanRequest, WarmTier, WriteOutcome},
@@ -113,27 +113,6 @@ fn brute_force<'a>(
     let mut p = PartialAggregate::default();
     rows.into_iter().for_each(|r| p.add(q, &r.event));
     p
-}
-
-/// Asserts two partials are equal (sums within rounding).
-pub fn assert_same(case: &str, got: &PartialAggregate, want: &PartialAggregate) {
-    assert_eq!(
-        got.cells.keys().collect::<Vec<_>>(),
-        want.cells.keys().collect::<Vec<_>>(),
-        "{case}: buckets differ"
-    );
-    for (k, w) in &want.cells {
-        let g = &got.cells[k];
-        assert_eq!(g.count, w.count, "{case}: count of {k:?}");
-        assert_eq!(g.value_count, w.value_count, "{case}: value count of {k:?}");
-        assert_eq!((g.min, g.max), (w.min, w.max), "{case}: min/max of {k:?}");
-        assert!(
-            (g.sum - w.sum).abs() <= 1e-9 * w.sum.abs().max(1.0),
-            "{case}: sum of {k:?}: {} vs {}",
-            g.sum,
-            w.sum
-        );
-    }
 }
 
 async fn write(warm: &dyn WarmTier, node: &str, rows: &[StoredEvent]) -> WriteOutcome {

@@ -179,6 +179,13 @@ fn write_json(out: &mut String, e: &GenEvent<'_>) {
     out.push('}');
 }
 
+/// One event as a Kafka message: its key and its JSON text.
+pub fn kafka_message(e: &GenEvent<'_>) -> (String, Vec<u8>) {
+    let mut out = String::with_capacity(320);
+    write_json(&mut out, e);
+    (format!("user-{}", e.key), out.into_bytes())
+}
+
 /// A JSON array body.
 pub fn json_array(events: &[GenEvent<'_>]) -> Vec<u8> {
     let mut out = String::with_capacity(events.len() * 320 + 2);

@@ -371,3 +371,85 @@ async fn missing_topic_is_waited_for_and_load_kafka_feeds_the_server() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+/// Two `strata serve` processes in one consumer group, each with its own data directory: the
+/// second joins mid-stream, the first leaves gracefully later, and across both nodes every
+/// event is stored exactly once (the union of their stores counts each produced event once,
+/// and no event is on both).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebalance_between_two_processes_loses_and_duplicates_nothing() {
+    let brokers = brokers();
+    let topic = unique("rebalance");
+    let group = unique("g-rebalance");
+    ensure_topic(&producer(&brokers), &topic, 4, 1)
+        .await
+        .unwrap();
+    const N: u64 = 6_000;
+    let events: Vec<TestEvent> = (0..N)
+        .map(|n| TestEvent::new(TENANT, format!("{topic}-{n}"), n))
+        .collect();
+    let messages: Vec<(String, Vec<u8>)> = events
+        .iter()
+        .map(|e| (e.key.clone(), e.to_json().into_bytes()))
+        .collect();
+    let thirds: Vec<Vec<(String, Vec<u8>)>> = messages.chunks(2_000).map(<[_]>::to_vec).collect();
+
+    let spawn = |brokers: String, topic: String, group: String| {
+        tokio::task::spawn_blocking(move || {
+            TestServer::spawn_with(&kafka_args(&brokers, &topic, &group))
+        })
+    };
+    let mut a = spawn(brokers.clone(), topic.clone(), group.clone())
+        .await
+        .unwrap();
+    produce(&brokers, &topic, thirds[0].clone()).await;
+    let producing = {
+        let (brokers, topic, second) = (brokers.clone(), topic.clone(), thirds[1].clone());
+        tokio::spawn(async move {
+            for slice in second.chunks(250) {
+                produce(&brokers, &topic, slice.to_vec()).await;
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        })
+    };
+    // The second node joins while the first is consuming: the group rebalances.
+    let b = spawn(brokers.clone(), topic.clone(), group.clone())
+        .await
+        .unwrap();
+    producing.await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The first node leaves gracefully: its partitions move to the second.
+    a.stop_gracefully(Duration::from_secs(60));
+    produce(&brokers, &topic, thirds[2].clone()).await;
+
+    // The first node comes back without Kafka flags, only to answer reads of what it stored.
+    a.set_args(&["--hot-retention", "1s", "--flush-interval", "200ms"]);
+    a.start();
+    let a_count = stored_count(&a).await;
+    assert!(a_count > 0, "the first node stored nothing before it left");
+    // Everything else arrives at the second node.
+    wait_for_count(&b, N - a_count, Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        stored_count(&a).await + stored_count(&b).await,
+        N,
+        "union of both nodes"
+    );
+    // No event is on both nodes, and every sampled event is on one of them.
+    let http = client();
+    for e in events.iter().step_by(29) {
+        let on_a = get_event(&http, &a.http_url(), TENANT, &e.id)
+            .await
+            .unwrap();
+        let on_b = get_event(&http, &b.http_url(), TENANT, &e.id)
+            .await
+            .unwrap();
+        assert!(
+            on_a.is_some() != on_b.is_some(),
+            "{} must be on exactly one node (a: {}, b: {})",
+            e.id,
+            on_a.is_some(),
+            on_b.is_some()
+        );
+    }
+}

@@ -6,7 +6,6 @@
 
 use strata_types::PartialAggregate;
 
-pub mod cold;
 pub mod hot;
 pub mod warm;
 

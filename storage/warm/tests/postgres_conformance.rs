@@ -23,8 +23,9 @@ use std::{
 use async_trait::async_trait;
 use strata_core::{
     Error,
-    conformance::warm::{
-        NODE, T0, WarmHarness, assert_same, batch, random_events, run_all, stored,
+    conformance::{
+        assert_same,
+        warm::{NODE, T0, WarmHarness, batch, random_events, run_all, stored},
     },
     warm::{HotWatermark, ScanRequest, WarmMode, WarmTier, WriteOutcome},
 };

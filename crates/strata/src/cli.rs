@@ -964,6 +964,72 @@ mod tests {
     }
 
     #[test]
+    fn kafka_flags_build_the_consumer_config() {
+        let serve = |args: &[&str]| {
+            let cli = parse(&[&["serve"], args].concat()).unwrap();
+            let Command::Serve(s) = cli.command else {
+                panic!("not serve")
+            };
+            s
+        };
+        assert!(
+            serve(&[]).kafka.to_config().is_none(),
+            "no brokers, no consumer"
+        );
+        let s = serve(&[
+            "--kafka-brokers",
+            "k1:9092,k2:9092",
+            "--kafka-topics",
+            "a,b",
+            "--kafka-property",
+            "session.timeout.ms=6000",
+            "--kafka-property",
+            "client.id=x=y",
+            "--kafka-batch-max-messages",
+            "0",
+            "--kafka-batch-max-wait",
+            "250ms",
+        ]);
+        let config = s.kafka.to_config().unwrap();
+        assert_eq!(config.brokers, "k1:9092,k2:9092");
+        assert_eq!(config.topics, ["a", "b"]);
+        assert_eq!(config.group, "strata");
+        assert_eq!(config.dlq_topic, None);
+        assert_eq!(config.dlq_topic_name(), "strata.dlq");
+        assert_eq!(config.dlq_replication, 1);
+        // Flags come after the environment's properties, so they win in librdkafka.
+        let tail = &config.properties[config.properties.len() - 2..];
+        assert_eq!(
+            tail,
+            [
+                ("session.timeout.ms".to_owned(), "6000".to_owned()),
+                ("client.id".to_owned(), "x=y".to_owned())
+            ]
+        );
+        assert_eq!(
+            config.batch_max_messages, 1,
+            "a batch holds at least one message"
+        );
+        assert_eq!(config.batch_max_wait, Duration::from_millis(250));
+
+        let s = serve(&[
+            "--kafka-brokers",
+            "k:1",
+            "--kafka-group",
+            "g",
+            "--kafka-dlq-topic",
+            "dead",
+            "--kafka-dlq-replication",
+            "3",
+        ]);
+        let config = s.kafka.to_config().unwrap();
+        assert_eq!(config.topics, ["events"]);
+        assert_eq!(config.dlq_topic_name(), "dead");
+        assert_eq!(config.dlq_replication, 3);
+        assert!(parse(&["serve", "--kafka-property", "no-equals"]).is_err());
+    }
+
+    #[test]
     fn load_defaults() {
         let cli = parse(&["load"]).unwrap();
         let Command::Load(l) = cli.command else {

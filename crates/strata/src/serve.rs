@@ -2,7 +2,8 @@
 //! down in order.
 //!
 //! Shutdown order matters for durability: the listeners stop taking requests first, requests
-//! already inside finish (their commits complete and they get their answers), then the
+//! already inside finish (their commits complete and they get their answers), then the Kafka
+//! consumer (if any) stores its last batch and commits its offsets for the next owner, then the
 //! flusher is stopped and makes one last pass (what is due goes to warm), the warm connector
 //! gives up, and only then does the store close, finishing any commit still in flight.
 //! All of it is bounded by `--shutdown-grace`; what is cut short loses nothing acknowledged,
@@ -134,30 +135,33 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             }
         });
     }
-    // The Kafka consumer writes through the store (deduplicating across tiers like REST) and
-    // stops with the background token, after the listeners: its last batch and its hand-over
-    // commit need the store, which closes only after every tracked task has returned.
+    // The Kafka consumer writes through the store (deduplicating across tiers like REST).
+    // It has its own token because it stops at its own step: after the listeners, before the
+    // flusher, so its last batch and its hand-over commit land while the store is fully up
+    // and the flusher's final pass sees them.
+    let ingest = CancellationToken::new();
     let (kafka_failed_tx, mut kafka_failed) = oneshot::channel::<Error>();
-    if let Some(config) = args.kafka.to_config() {
+    let consumer = if let Some(config) = args.kafka.to_config() {
         info!(
             brokers = %config.brokers,
             topics = ?config.topics,
             group = %config.group,
             "starting the Kafka consumer"
         );
-        let (store, background) = (store.clone(), background.clone());
-        tracker.spawn(async move {
+        let (store, ingest) = (store.clone(), ingest.clone());
+        Some(tracker.spawn(async move {
             let limits = store.limits().clone();
-            match strata_ingest::run_consumer(config, Arc::new(store), limits, background).await {
+            match strata_ingest::run_consumer(config, Arc::new(store), limits, ingest).await {
                 Ok(report) => info!(?report, "Kafka consumer stopped"),
                 Err(e) => {
                     let _ = kafka_failed_tx.send(Error::Kafka(e));
                 }
             }
-        });
+        }))
     } else {
         drop(kafka_failed_tx);
-    }
+        None
+    };
     tracker.close();
 
     let mut failure = None;
@@ -186,17 +190,17 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
     }
 
-    let deadline = Instant::now() + args.shutdown_grace;
     let api = api_running.then_some(api);
     let outcome = shut_down(
         &signals,
-        deadline,
         args.shutdown_grace,
         Tokens {
             api: &stop,
+            ingest: &ingest,
             background: &background,
         },
         api,
+        consumer,
         &tracker,
         &store,
     )
@@ -237,6 +241,8 @@ fn warn_if_writes_need_warm(args: &ServeArgs) {
 struct Tokens<'a> {
     /// Stops the listeners.
     api: &'a CancellationToken,
+    /// Stops the Kafka consumer (after it committed its hand-over).
+    ingest: &'a CancellationToken,
     /// Stops the flusher (after its final pass) and the warm connector.
     background: &'a CancellationToken,
 }
@@ -310,17 +316,18 @@ async fn open_store(args: &ServeArgs) -> Result<(Store, Option<Connector>)> {
     ))
 }
 
-/// Drains the APIs (`None` when they already ended) and background tasks, then closes the
-/// store, all before `deadline`.
+/// Drains the APIs (`None` when they already ended), stops the Kafka consumer (`None` when
+/// none runs) and the background tasks, then closes the store, all within `grace` from now.
 async fn shut_down(
     signals: &Signals,
-    deadline: Instant,
     grace: std::time::Duration,
     tokens: Tokens<'_>,
     api: Option<tokio::task::JoinHandle<Result<(), strata_api::Error>>>,
+    consumer: Option<tokio::task::JoinHandle<()>>,
     tracker: &TaskTracker,
     store: &Store,
 ) -> Result<()> {
+    let deadline = Instant::now() + grace;
     let cut = || async {
         tokio::select! {
             () = tokio::time::sleep_until(deadline) => ShutdownCut::GraceExpired(grace),
@@ -345,6 +352,25 @@ async fn shut_down(
                 warn!(%reason, "abandoning in-flight requests");
                 api.abort();
                 return Err(Error::ShutdownIncomplete { step: "draining requests", reason });
+            }
+        }
+    }
+
+    if let Some(mut consumer) = consumer {
+        info!("stopping the Kafka consumer (storing its last batch, committing its offsets)");
+        tokens.ingest.cancel();
+        tokio::select! {
+            ended = &mut consumer => {
+                if let Err(source) = ended {
+                    result = result.and(Err(Error::Task { task: "kafka consumer", source }));
+                }
+            }
+            reason = cut() => {
+                warn!(%reason, "abandoning the Kafka consumer");
+                // Dropping its future stops its thread; what it had not stored is redelivered
+                // from the offsets it did store.
+                consumer.abort();
+                return Err(Error::ShutdownIncomplete { step: "stopping the Kafka consumer", reason });
             }
         }
     }

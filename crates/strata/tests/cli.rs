@@ -246,3 +246,29 @@ fn load_fails_when_requests_fail() {
     assert_eq!(summary["accepted"], 0);
     assert!(text(&out.stderr).contains("2 of 2 requests failed"));
 }
+
+#[test]
+fn a_failing_kafka_consumer_shuts_the_server_down_with_status_1() {
+    let dir = tempfile::tempdir().unwrap();
+    // An empty topic name is refused by the consumer before it contacts any broker, so
+    // nothing needs to listen at the (discard) port.
+    let mut cmd = common::serve_command(
+        &dir.path().join("data"),
+        &[
+            "--kafka-brokers",
+            "127.0.0.1:9",
+            "--kafka-topics",
+            "events,",
+        ],
+    );
+    for (k, _) in std::env::vars() {
+        if k.starts_with("STRATA_") {
+            cmd.env_remove(k);
+        }
+    }
+    let (status, stderr) = common::run_to_exit(cmd, std::time::Duration::from_secs(60));
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the Kafka consumer failed"), "{stderr}");
+    // The failure is handled like a signal: an orderly shutdown that closes the store.
+    assert!(stderr.contains("store closed"), "{stderr}");
+}

@@ -58,10 +58,9 @@ async fn produce(brokers: &str, topic: &str, messages: Vec<(String, Vec<u8>)>) {
     assert_eq!(stats.delivered, n);
 }
 
-/// `serve` flags for a consumer of `topic` in `group`: a short session so a restarted
-/// process is not kept waiting for its killed predecessor's membership to expire, and a
-/// tiny hot retention so events also move to the (embedded) warm tier during the kills.
-fn kafka_args<'a>(brokers: &'a str, topic: &'a str, group: &'a str) -> Vec<&'a str> {
+/// `serve` flags for a consumer of `topic` in `group`, with a tiny hot retention so events
+/// also move to the (embedded) warm tier while the tests run.
+fn base_args<'a>(brokers: &'a str, topic: &'a str, group: &'a str) -> Vec<&'a str> {
     vec![
         "--kafka-brokers",
         brokers,
@@ -69,15 +68,31 @@ fn kafka_args<'a>(brokers: &'a str, topic: &'a str, group: &'a str) -> Vec<&'a s
         topic,
         "--kafka-group",
         group,
-        "--kafka-property",
-        "session.timeout.ms=6000",
-        "--kafka-property",
-        "heartbeat.interval.ms=1000",
         "--hot-retention",
         "1s",
         "--flush-interval",
         "200ms",
     ]
+}
+
+/// A short group session (and a heartbeat to match): a restarted or joining process would
+/// otherwise wait out the default 45 s session of a killed member before the group
+/// rebalances. As environment variables, the way `properties_from_env` reads them.
+const SHORT_SESSION_ENV: [(&str, &str); 2] = [
+    ("STRATA_KAFKA_PROPERTY_SESSION_TIMEOUT_MS", "6000"),
+    ("STRATA_KAFKA_PROPERTY_HEARTBEAT_INTERVAL_MS", "1000"),
+];
+
+/// [`base_args`] plus the short session of [`SHORT_SESSION_ENV`] as `--kafka-property` flags.
+fn kafka_args<'a>(brokers: &'a str, topic: &'a str, group: &'a str) -> Vec<&'a str> {
+    let mut args = base_args(brokers, topic, group);
+    args.extend([
+        "--kafka-property",
+        "session.timeout.ms=6000",
+        "--kafka-property",
+        "heartbeat.interval.ms=1000",
+    ]);
+    args
 }
 
 fn range() -> (String, String) {
@@ -216,10 +231,16 @@ async fn sigkill_mid_stream_stores_each_event_once_and_dead_letters_the_invalid(
         })
     };
 
-    let args = kafka_args(&brokers, &topic, &group);
+    // This test sets the session through the environment, the others through flags.
+    let args = base_args(&brokers, &topic, &group);
     let mut server = tokio::task::spawn_blocking({
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        move || TestServer::spawn_with(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        move || {
+            TestServer::spawn_with_env(
+                &args.iter().map(String::as_str).collect::<Vec<_>>(),
+                &SHORT_SESSION_ENV,
+            )
+        }
     })
     .await
     .unwrap();
@@ -315,8 +336,19 @@ async fn missing_topic_is_waited_for_and_load_kafka_feeds_the_server() {
     })
     .await
     .unwrap();
-    // The topic does not exist: the server keeps running and serving.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The topic does not exist: the server says it waits, and keeps running and serving.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !server
+        .logs()
+        .contains("does not exist yet; waiting for it to be created")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the server does not say it waits for the topic:\n{}",
+            server.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let health = client()
         .get(format!("{}/healthz", server.http_url()))
         .send()
@@ -335,6 +367,7 @@ async fn missing_topic_is_waited_for_and_load_kafka_feeds_the_server() {
             "--batch-size",
             "250",
         ])
+        // One message per record batch, for tansu's in-memory engine (see `producer`).
         .args([
             "--kafka-property",
             "batch.num.messages=1",

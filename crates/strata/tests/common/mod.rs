@@ -33,6 +33,7 @@ pub(crate) struct TestServer {
     data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     args: Vec<String>,
+    envs: Vec<(String, String)>,
     http_addr: SocketAddr,
     grpc_addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
@@ -47,6 +48,12 @@ impl TestServer {
 
     /// Starts a server on a fresh temporary data directory with extra `serve` flags.
     pub(crate) fn spawn_with(args: &[&str]) -> Self {
+        Self::spawn_with_env(args, &[])
+    }
+
+    /// Starts a server on a fresh temporary data directory with extra `serve` flags and
+    /// environment variables (kept for every restart).
+    pub(crate) fn spawn_with_env(args: &[&str], envs: &[(&str, &str)]) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
         let mut server = Self {
@@ -54,6 +61,10 @@ impl TestServer {
             data_dir,
             _tmp: Some(tmp),
             args: args.iter().map(|s| s.to_string()).collect(),
+            envs: envs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             http_addr: ([127, 0, 0, 1], 0).into(),
             grpc_addr: ([127, 0, 0, 1], 0).into(),
             log: Arc::default(),
@@ -77,7 +88,8 @@ impl TestServer {
             .arg(&self.data_dir)
             .args(["--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"])
             .args(["--log-format", "json", "--log-level", "info"])
-            .args(&self.args);
+            .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)));
         self.starts += 1;
         self.log
             .lock()

@@ -6,6 +6,7 @@
 
 use strata_types::PartialAggregate;
 
+pub mod cold;
 pub mod hot;
 pub mod warm;
 

@@ -2,6 +2,9 @@
 //! them.
 //!
 //! * [`hot::HotTier`]: the durable, group-committed front tier that ingest writes to.
+//! * [`warm::WarmTier`]: the SQL (or embedded) tier that holds weeks to months.
+//! * [`cold::BlobStore`] and [`cold::ColdTier`]: the object store and the Parquet archive
+//!   on it.
 //! * [`Error`]: the one error type tier backends return, carrying the tier and operation.
 //! * [`conformance`]: scenario suites a backend crate runs from its own tests, so every
 //!   backend (embedded or real server) is checked by the same assertions.
@@ -9,6 +12,7 @@
 //! Everything above these traits (the tiering crate, the APIs) takes trait objects; only the
 //! binary names concrete backends.
 
+pub mod cold;
 pub mod conformance;
 pub mod error;
 pub mod hot;

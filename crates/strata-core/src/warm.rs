@@ -27,7 +27,11 @@ use std::{collections::HashMap, fmt};
 use async_trait::async_trait;
 use strata_types::{AggregateQuery, PartialAggregate, StoredEvent, TimeRange};
 
-use crate::{Result, hot::FlushBatch};
+use crate::{
+    Result,
+    cold::{ColdRow, ExportMarks, LivePartition, PartitionKey},
+    hot::FlushBatch,
+};
 
 /// Which backend and layout serves the warm tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -154,6 +158,29 @@ pub struct ScanPage {
     pub next: Option<ScanCursor>,
 }
 
+/// One page of a partition's rows handed to the exporter.
+#[derive(Debug, Clone, Default)]
+pub struct ExportPage {
+    /// The rows with the node that ingested each, in `(ts, seq, node)` order.
+    pub rows: Vec<ColdRow>,
+    /// Where the next page starts; `None` when the partition is exhausted.
+    pub next: Option<ScanCursor>,
+}
+
+/// Makes a cold manifest version live, and (for an export) drops the rows it archived, in
+/// one warm transaction: the exactly-once commit point between warm and cold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColdCommit {
+    /// The pointer to record.
+    pub live: LivePartition,
+    /// The version the pointer must hold now (`None`: no pointer yet). Anything else means
+    /// another exporter or compactor committed first, and nothing is changed.
+    pub expected_version: Option<u64>,
+    /// For an export: the partition's rows with `seq <= marks[node]` are dropped. `None`
+    /// (compaction) drops nothing.
+    pub exported: Option<ExportMarks>,
+}
+
 /// The warm tier. See the module docs for the contract.
 #[async_trait]
 pub trait WarmTier: Send + Sync + fmt::Debug + 'static {
@@ -207,4 +234,54 @@ pub trait WarmTier: Send + Sync + fmt::Debug + 'static {
 
     /// Succeeds when the tier can serve reads and writes now.
     async fn health(&self) -> Result<()>;
+
+    /// Live cold manifest pointers (see [`crate::cold`]) of `tenant` (every tenant when
+    /// `None`) whose day overlaps `range` (any day when `None`). A backend that cannot hand
+    /// rows to the cold tier has none, which is what this default answers.
+    async fn cold_partitions(
+        &self,
+        _tenant: Option<&str>,
+        _range: Option<TimeRange>,
+    ) -> Result<Vec<LivePartition>> {
+        Ok(Vec::new())
+    }
+
+    /// Partitions holding rows whose whole day lies before `before` (epoch micros), at most
+    /// `limit`, oldest days first. The default (a backend without export support) has none,
+    /// so nothing is ever exported from it.
+    async fn export_candidates(&self, _before: i64, _limit: usize) -> Result<Vec<PartitionKey>> {
+        Ok(Vec::new())
+    }
+
+    /// Every node's highest committed sequence number, read in one snapshot.
+    async fn flush_marks(&self) -> Result<ExportMarks> {
+        Err(unsupported("flush_marks"))
+    }
+
+    /// One page of `partition`'s rows with `seq <= marks[node]` (rows of nodes not in
+    /// `marks` are left out), after `after`, at most `limit` rows.
+    async fn export_page(
+        &self,
+        _partition: &PartitionKey,
+        _marks: &ExportMarks,
+        _after: Option<&ScanCursor>,
+        _limit: usize,
+    ) -> Result<ExportPage> {
+        Err(unsupported("export_page"))
+    }
+
+    /// Applies `commit` atomically (see [`ColdCommit`]); returns the rows dropped. Rollups
+    /// stay exact: whatever they counted of the dropped rows is taken out in the same
+    /// transaction.
+    async fn commit_cold(&self, _commit: &ColdCommit) -> Result<u64> {
+        Err(unsupported("commit_cold"))
+    }
+}
+
+fn unsupported(op: &'static str) -> crate::Error {
+    crate::Error::storage(
+        crate::Tier::Warm,
+        op,
+        "this warm backend cannot hand rows to the cold tier",
+    )
 }

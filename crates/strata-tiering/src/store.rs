@@ -2,13 +2,15 @@
 
 use std::{collections::HashMap, sync::Arc, time::Instant};
 
+use futures::stream::BoxStream;
 use strata_core::{
     Tier,
+    cold::{ColdTier, LivePartition, PartitionInfo, PartitionKey, Progress, VerifyReport},
     hot::{AppendOutcome, AppendRequest, HotStats, HotTier},
     warm::{HotWatermark, WarmTier},
 };
 use strata_types::{
-    AggregateQuery, Bucket, Limits, Rejection, StoredEvent,
+    AggregateQuery, Bucket, Limits, PartialAggregate, Rejection, StoredEvent, TimeRange,
     decode::{BatchError, BodyFormat, DecodedBatch, decode_batch},
     time::now_micros,
 };
@@ -66,10 +68,18 @@ pub struct AggregateAnswer {
 /// is then asked for this node's rows up to that number only (and every row of other
 /// nodes). An event the flusher committed to warm but hot has not released yet is therefore
 /// counted from hot alone.
+///
+/// With a cold tier ([`Store::with_cold`]) the warm tier also answers which cold manifest
+/// version of each partition is live ([`WarmTier::cold_partitions`]); the exporter changes
+/// those pointers in the same warm transaction that drops the exported rows. The planner
+/// reads the pointers before and after its warm read and retries when they moved, so the
+/// warm rows and the cold versions it combines come from one consistent state: an exported
+/// row is counted from warm or from cold, never both, never neither.
 #[derive(Debug, Clone)]
 pub struct Store {
     hot: Arc<dyn HotTier>,
     warm: Arc<dyn WarmTier>,
+    cold: Option<Arc<dyn ColdTier>>,
     node: Arc<str>,
     limits: Arc<Limits>,
     gate: Arc<ReleaseGate>,
@@ -87,10 +97,23 @@ impl Store {
         Self {
             hot,
             warm,
+            cold: None,
             node: node.into().into(),
             limits: Arc::new(limits),
             gate: Arc::default(),
         }
+    }
+
+    /// The same store with a cold tier: queries, lookups and the archive API read it, and
+    /// an [`crate::Exporter`] built from this store moves warm partitions to it.
+    pub fn with_cold(mut self, cold: Arc<dyn ColdTier>) -> Self {
+        self.cold = Some(cold);
+        self
+    }
+
+    /// The cold tier, when configured.
+    pub fn cold(&self) -> Option<&Arc<dyn ColdTier>> {
+        self.cold.as_ref()
     }
 
     /// The gate the flusher takes around hot releases (see [`crate::release_gate`]).
@@ -243,37 +266,165 @@ impl Store {
         // Read after hot missed: if the event was released in between, the watermark
         // already covers it, so warm finds it.
         let watermark = self.watermark(self.hot.stats().released_upto);
-        Ok(self.warm.get(tenant, id, &watermark).await?)
+        let Some(cold) = &self.cold else {
+            return Ok(self.warm.get(tenant, id, &watermark).await?);
+        };
+        let (found, parts) = self
+            .consistent(Some(tenant), None, || self.warm.get(tenant, id, &watermark))
+            .await?;
+        if found.is_some() {
+            return Ok(found);
+        }
+        Ok(cold.get(tenant, id, &parts).await?)
+    }
+
+    /// Runs a warm read between two reads of the cold pointers (`tenant`, `range`) and
+    /// retries until they agree, so the read and the pointers describe one state of the
+    /// warm tier (every export commit changes a pointer in the transaction that drops its
+    /// rows). Export commits are rare (once per partition per pass), so a retry is rare too.
+    async fn consistent<T, F, Fut>(
+        &self,
+        tenant: Option<&str>,
+        range: Option<TimeRange>,
+        read: F,
+    ) -> Result<(T, Vec<LivePartition>)>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = strata_core::Result<T>>,
+    {
+        const ATTEMPTS: usize = 8;
+        let mut before = self.warm.cold_partitions(tenant, range).await?;
+        for _ in 0..ATTEMPTS {
+            let value = read().await?;
+            let after = self.warm.cold_partitions(tenant, range).await?;
+            if after == before {
+                return Ok((value, after));
+            }
+            before = after;
+        }
+        Err(strata_core::Error::Unavailable {
+            tier: Tier::Warm,
+            op: "read across warm and cold",
+            message: format!(
+                "the cold pointers kept moving during {ATTEMPTS} consecutive reads; retry"
+            ),
+        }
+        .into())
     }
 
     /// Answers an aggregate query over all tiers.
     pub async fn aggregate(&self, query: &AggregateQuery) -> Result<AggregateAnswer> {
         let started = Instant::now();
         let hot = self.hot.aggregate(query).await?;
-        let warm = self
-            .warm
-            .aggregate(query, &self.watermark(hot.released_upto))
-            .await?;
+        let watermark = self.watermark(hot.released_upto);
+        let (warm, cold) = match &self.cold {
+            None => (self.warm.aggregate(query, &watermark).await?, None),
+            Some(cold) => {
+                let (warm, parts) = self
+                    .consistent(Some(&query.tenant), Some(query.range), || {
+                        self.warm.aggregate(query, &watermark)
+                    })
+                    .await?;
+                let answer: PartialAggregate = if parts.is_empty() {
+                    PartialAggregate::default()
+                } else {
+                    cold.aggregate(query, &parts, &watermark).await?
+                };
+                (warm, Some(answer))
+            }
+        };
         let mut tiers = vec![Tier::Hot];
         if !warm.cells.is_empty() {
             tiers.push(Tier::Warm);
         }
         let mut partial = hot.partial;
         partial.merge(warm);
+        if let Some(cold) = cold.filter(|c| !c.cells.is_empty()) {
+            tiers.push(Tier::Cold);
+            partial.merge(cold);
+        }
         let answer = AggregateAnswer {
             buckets: partial.finish(query.agg),
             tiers,
             cache: CacheStatus::Miss,
         };
-        let tiers_label = if answer.tiers.len() > 1 {
-            "hot,warm"
-        } else {
-            "hot"
+        let tiers_label = match answer.tiers.as_slice() {
+            [_, Tier::Warm, Tier::Cold] => "hot,warm,cold",
+            [_, Tier::Cold] => "hot,cold",
+            [_, Tier::Warm] => "hot,warm",
+            _ => "hot",
         };
         metrics::counter!(m::QUERIES, "tiers" => tiers_label, "cache" => answer.cache.as_str())
             .increment(1);
         metrics::histogram!(m::QUERY_SECONDS).record(started.elapsed().as_secs_f64());
         Ok(answer)
+    }
+
+    fn cold_or_err(&self) -> Result<&Arc<dyn ColdTier>> {
+        self.cold.as_ref().ok_or_else(|| {
+            strata_core::Error::Unavailable {
+                tier: Tier::Cold,
+                op: "archive",
+                message: "no cold tier is configured".into(),
+            }
+            .into()
+        })
+    }
+
+    /// The archive's partitions of `tenant` (`archive ls`): sizes, row counts and time
+    /// bounds of each partition's live version.
+    pub async fn archive_partitions(&self, tenant: &str) -> Result<Vec<PartitionInfo>> {
+        let cold = self.cold_or_err()?;
+        let parts = self.warm.cold_partitions(Some(tenant), None).await?;
+        let mut infos = cold.partitions(tenant, &parts).await?;
+        // Only versions the warm tier made live are part of the archive; a partition whose
+        // first export never committed is not listed.
+        infos.retain(|i| parts.iter().any(|l| l.partition == i.partition));
+        Ok(infos)
+    }
+
+    /// The archived events of `tenant` in `range` (optionally one stream), as a stream
+    /// (`archive get`, the archive read API): partition by partition in (day, stream) order,
+    /// each partition in its files' `(key, ts)` order.
+    pub async fn archive_read(
+        &self,
+        tenant: &str,
+        range: TimeRange,
+        stream: Option<&str>,
+    ) -> Result<BoxStream<'static, strata_core::Result<StoredEvent>>> {
+        let cold = self.cold_or_err()?;
+        let parts = self.warm.cold_partitions(Some(tenant), Some(range)).await?;
+        Ok(cold.read(parts, range, stream.map(str::to_owned)))
+    }
+
+    /// Verifies `tenant`'s archive (`archive verify`): every checksum recomputed, every
+    /// manifest chain walked; `progress` gets `(bytes done, bytes total)`.
+    pub async fn archive_verify(
+        &self,
+        tenant: &str,
+        progress: Option<Progress<'_>>,
+    ) -> Result<VerifyReport> {
+        let cold = self.cold_or_err()?;
+        let parts = self.warm.cold_partitions(Some(tenant), None).await?;
+        Ok(cold.verify(tenant, &parts, progress).await?)
+    }
+
+    /// Sets or clears the legal hold on one archive partition; returns the objects changed.
+    /// Fails when the partition has no live version.
+    pub async fn archive_legal_hold(&self, partition: &PartitionKey, on: bool) -> Result<u64> {
+        let cold = self.cold_or_err()?;
+        let live = self
+            .warm
+            .cold_partitions(Some(&partition.tenant), Some(partition.range()))
+            .await?
+            .into_iter()
+            .find(|l| l.partition == *partition)
+            .ok_or_else(|| strata_core::Error::Storage {
+                tier: Tier::Cold,
+                op: "legal hold",
+                source: format!("partition {partition} is not in the archive").into(),
+            })?;
+        Ok(cold.set_legal_hold(&live, on).await?)
     }
 
     /// Stops taking writes and waits for in-flight commits (called on shutdown after the

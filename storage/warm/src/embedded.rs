@@ -36,6 +36,8 @@ use tracing::instrument;
 
 use crate::plan::{self, HOUR, Source};
 
+mod cold_handoff;
+
 type EventKey<'a> = (&'a str, i64, u64, &'a str);
 
 const EVENTS: TableDefinition<EventKey<'static>, &[u8]> = TableDefinition::new("events");
@@ -604,6 +606,57 @@ impl WarmTier for EmbeddedWarm {
         self.blocking("health", |db| {
             db.begin_read().map_err(fail("health"))?;
             Ok(())
+        })
+        .await
+    }
+    async fn cold_partitions(
+        &self,
+        tenant: Option<&str>,
+        range: Option<strata_types::TimeRange>,
+    ) -> Result<Vec<strata_core::cold::LivePartition>> {
+        let tenant = tenant.map(str::to_owned);
+        self.blocking("cold_partitions", move |db| {
+            cold_handoff::cold_partitions(db, tenant.as_deref(), range)
+        })
+        .await
+    }
+
+    async fn export_candidates(
+        &self,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<strata_core::cold::PartitionKey>> {
+        self.blocking("export_candidates", move |db| {
+            cold_handoff::export_candidates(db, before, limit)
+        })
+        .await
+    }
+
+    async fn flush_marks(&self) -> Result<strata_core::cold::ExportMarks> {
+        self.blocking("flush_marks", cold_handoff::flush_marks)
+            .await
+    }
+
+    #[instrument(skip_all)]
+    async fn export_page(
+        &self,
+        partition: &strata_core::cold::PartitionKey,
+        marks: &strata_core::cold::ExportMarks,
+        after: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<strata_core::warm::ExportPage> {
+        let (p, marks, after) = (partition.clone(), marks.clone(), after.cloned());
+        self.blocking("export_page", move |db| {
+            cold_handoff::export_page(db, &p, &marks, after.as_ref(), limit)
+        })
+        .await
+    }
+
+    #[instrument(skip_all)]
+    async fn commit_cold(&self, commit: &strata_core::warm::ColdCommit) -> Result<u64> {
+        let commit = commit.clone();
+        self.blocking("commit_cold", move |db| {
+            cold_handoff::commit_cold(db, &commit)
         })
         .await
     }

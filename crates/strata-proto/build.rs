@@ -3,10 +3,12 @@
 
 use std::{env, error::Error, fs, path::PathBuf};
 
-const FILES: [&str; 3] = [
+const FILES: [&str; 5] = [
+    "strata/v1/archive.proto",
     "strata/v1/event.proto",
     "strata/v1/ingest.proto",
     "strata/v1/query.proto",
+    "strata/v1/replay.proto",
 ];
 
 fn main() -> Result<(), Box<dyn Error>> {

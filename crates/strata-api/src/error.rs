@@ -79,6 +79,10 @@ pub enum ErrorKind {
     NotFound,
     /// No route has this path.
     RouteNotFound,
+    /// The archive partition does not exist for this tenant.
+    PartitionNotFound,
+    /// The node has no cold tier, so there is no archive to read.
+    ColdTierNotConfigured,
     /// The route exists but not with this method.
     MethodNotAllowed,
     /// A tier is at its budget; retry later.
@@ -112,6 +116,8 @@ impl ErrorKind {
             Self::InvalidQueryString => "invalid_query_string",
             Self::NotFound => "not_found",
             Self::RouteNotFound => "route_not_found",
+            Self::PartitionNotFound => "partition_not_found",
+            Self::ColdTierNotConfigured => "cold_tier_not_configured",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Full => "full",
             Self::Unavailable => "unavailable",
@@ -134,8 +140,10 @@ impl ErrorKind {
             | Self::InvalidQueryString => StatusCode::BAD_REQUEST,
             Self::TooManyEvents | Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::NotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::RouteNotFound | Self::PartitionNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            // Not retryable on this node: it was started without `--cold`.
+            Self::ColdTierNotConfigured => StatusCode::NOT_IMPLEMENTED,
             Self::Full
             | Self::Unavailable
             | Self::ShuttingDown
@@ -158,8 +166,9 @@ impl ErrorKind {
             | Self::MissingParameter
             | Self::InvalidParameter
             | Self::InvalidQueryString => tonic::Code::InvalidArgument,
-            Self::NotFound | Self::RouteNotFound => tonic::Code::NotFound,
+            Self::NotFound | Self::RouteNotFound | Self::PartitionNotFound => tonic::Code::NotFound,
             Self::MethodNotAllowed => tonic::Code::Unimplemented,
+            Self::ColdTierNotConfigured => tonic::Code::FailedPrecondition,
             Self::Full | Self::Unavailable | Self::ShuttingDown | Self::NotReady => {
                 tonic::Code::Unavailable
             }
@@ -395,6 +404,16 @@ impl From<strata_core::Error> for ApiError {
                 )
                 .with_retry_after(retry_after)
             }
+            // The store's answer to an archive call on a node started without a cold tier:
+            // a configuration fact, not an outage, so it must not invite retries.
+            E::Unavailable {
+                tier: strata_core::Tier::Cold,
+                op: "archive",
+                ..
+            } => Self::new(
+                ErrorKind::ColdTierNotConfigured,
+                "this node has no cold tier (start it with --cold)",
+            ),
             E::Unavailable { tier, op, message } => {
                 tracing::error!(%tier, op, %message, "tier unavailable");
                 Self::new(

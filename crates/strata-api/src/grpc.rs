@@ -1,17 +1,24 @@
-//! The gRPC API (tonic): `strata.v1.Ingest`, `strata.v1.Query`, the standard health service
-//! and reflection (v1 and v1alpha, so `grpcurl list` works against any client version).
+//! The gRPC API (tonic): `strata.v1.Ingest`, `strata.v1.Query`, `strata.v1.Replay`,
+//! `strata.v1.Archive`, the
+//! standard health service and reflection (v1 and v1alpha, so `grpcurl list` works against
+//! any client version).
 
+mod archive;
 mod convert;
 mod ingest;
 mod query;
+mod replay;
 
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use strata_proto::v1::{ingest_server::IngestServer, query_server::QueryServer};
-use strata_tiering::Store;
+use strata_proto::v1::{
+    archive_server::ArchiveServer, ingest_server::IngestServer, query_server::QueryServer,
+    replay_server::ReplayServer,
+};
+use strata_tiering::{ReplayLimits, Store};
 use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::sync::CancellationToken;
 use tonic::{server::NamedService, service::Routes, transport::server::TcpIncoming};
@@ -28,8 +35,14 @@ pub(crate) struct GrpcApi {
 }
 
 impl GrpcApi {
-    /// Builds every service over `store`. `limit` is shared with REST.
-    pub(crate) fn new(store: Store, limit: Arc<Semaphore>, timeout: Duration) -> Result<Self> {
+    /// Builds every service over `store`. `limit` is shared with REST, and so are the
+    /// replay slots in `replay`.
+    pub(crate) fn new(
+        store: Store,
+        limit: Arc<Semaphore>,
+        timeout: Duration,
+        replay: ReplayLimits,
+    ) -> Result<Self> {
         let max_message = store.limits().max_body_bytes;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let reflection = || {
@@ -46,9 +59,19 @@ impl GrpcApi {
                     .max_encoding_message_size(max_message),
             )
             .add_service(
-                QueryServer::new(query::QueryService::new(store, timeout))
+                QueryServer::new(query::QueryService::new(store.clone(), timeout))
                     .max_decoding_message_size(max_message)
                     .max_encoding_message_size(max_message),
+            )
+            .add_service(
+                ArchiveServer::new(archive::ArchiveService::new(store.clone()))
+                    .max_decoding_message_size(max_message)
+                    .max_encoding_message_size(replay::max_encoded_message(max_message)),
+            )
+            .add_service(
+                ReplayServer::new(replay::ReplayService::new(store, replay))
+                    .max_decoding_message_size(max_message)
+                    .max_encoding_message_size(replay::max_encoded_message(max_message)),
             );
         Ok(Self {
             routes,
@@ -97,6 +120,8 @@ impl GrpcHealth {
             "",
             <IngestServer<ingest::IngestService> as NamedService>::NAME,
             <QueryServer<query::QueryService> as NamedService>::NAME,
+            <ReplayServer<replay::ReplayService> as NamedService>::NAME,
+            <ArchiveServer<archive::ArchiveService> as NamedService>::NAME,
         ] {
             self.0.set_service_status(name, status).await;
         }

@@ -4,10 +4,13 @@
 //! timeout and the body limit. The operational routes (`/healthz`, `/readyz`, `/metrics`,
 //! `/openapi.json`) skip shedding so probes and scrapes still answer under load.
 
+pub(crate) mod archive;
+mod cache;
 mod events;
 pub mod openapi;
 mod ops;
 mod query;
+mod replay;
 
 use std::{
     sync::Arc,
@@ -24,7 +27,7 @@ use axum::{
     routing::{get, post},
 };
 use metrics_exporter_prometheus::PrometheusHandle;
-use strata_tiering::Store;
+use strata_tiering::{ReplayLimits, Store};
 use tokio::sync::Semaphore;
 use tower::{ServiceBuilder, limit::GlobalConcurrencyLimitLayer, load_shed::LoadShedLayer};
 use tower_http::trace::TraceLayer;
@@ -42,6 +45,8 @@ pub(crate) struct AppState {
     pub(crate) store: Store,
     pub(crate) metrics: PrometheusHandle,
     pub(crate) readiness: Readiness,
+    /// Slots and rates shared by every replay of this server.
+    pub(crate) replay: ReplayLimits,
 }
 
 /// The REST router over `store`, bounded as `config` says, with its own concurrency limit.
@@ -62,6 +67,7 @@ pub fn rest_router(
             store,
             metrics,
             readiness,
+            replay: ReplayLimits::default(),
         },
         limit,
         config.request_timeout,
@@ -74,6 +80,12 @@ pub(crate) fn router(state: AppState, limit: Arc<Semaphore>, timeout: Duration) 
         .route("/v1/events", post(events::post_events))
         .route("/v1/events/{id}", get(events::get_event))
         .route("/v1/query/aggregate", get(query::aggregate))
+        .route("/v1/archive/partitions", get(archive::partitions))
+        .route("/v1/archive/events", get(archive::events))
+        .route("/v1/archive/verify", post(archive::verify))
+        .route("/v1/archive/legal-hold", post(archive::legal_hold))
+        .route("/v1/replay", get(replay::replay))
+        .route("/v1/cache/stats", get(cache::stats))
         .layer(middleware::from_fn_with_state(timeout, time_limit))
         .layer(
             ServiceBuilder::new()

@@ -10,7 +10,7 @@ use std::{
 };
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use strata_tiering::Store;
+use strata_tiering::{ReplayLimits, Store};
 use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -96,6 +96,7 @@ pub struct Server {
     grpc: TcpListener,
     http_addr: SocketAddr,
     grpc_addr: SocketAddr,
+    replay: ReplayLimits,
 }
 
 impl Server {
@@ -121,7 +122,15 @@ impl Server {
             grpc,
             http_addr,
             grpc_addr,
+            replay: ReplayLimits::default(),
         })
+    }
+
+    /// The same server with `replay` as the slots and rate limits of replays over both
+    /// APIs ([`ReplayLimits::default`] otherwise).
+    pub fn with_replay_limits(mut self, replay: ReplayLimits) -> Self {
+        self.replay = replay;
+        self
     }
 
     /// The bound REST address.
@@ -149,6 +158,7 @@ impl Server {
             grpc,
             http_addr,
             grpc_addr,
+            replay,
         } = self;
         // A child token, so a failing server can stop the other without cancelling the
         // caller's token.
@@ -161,11 +171,12 @@ impl Server {
                 store: store.clone(),
                 metrics: metrics.clone(),
                 readiness: readiness.clone(),
+                replay: replay.clone(),
             },
             limit.clone(),
             config.request_timeout,
         );
-        let grpc_api = GrpcApi::new(store, limit, config.request_timeout)?;
+        let grpc_api = GrpcApi::new(store, limit, config.request_timeout, replay)?;
         let health = grpc_api.health();
         health.set_serving(true).await;
         readiness.set_ready(true);

@@ -269,11 +269,12 @@ async fn reposting_is_idempotent() {
     server.stop().await;
 }
 
-/// Limits small enough to test the batch and body limits cheaply.
+/// Limits small enough to test the batch and body limits cheaply, with an absolute age bound.
 fn small_limits() -> Limits {
     Limits {
         max_batch_events: 50,
         max_body_bytes: 256 * 1024,
+        max_age: Some(std::time::Duration::from_secs(7 * 24 * 3600)),
         ..Limits::default()
     }
 }
@@ -447,7 +448,7 @@ async fn bad_input_is_refused_with_a_named_reason_and_stores_nothing() {
             "ts too old",
             with("ot", "ts", json!(rfc(now - 30 * 24 * HOUR))),
             "ts",
-            "max_lateness",
+            "max_age",
         ),
         ("missing ts", missing_ts, "ts", "is required"),
         ("unknown field", unknown, "vaule", "unknown field"),

@@ -355,7 +355,9 @@ pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
 pub struct Compaction {
     /// The new manifest version, to be made live through the warm pointer.
     pub live: LivePartition,
-    /// Files the new version no longer lists; delete them once it is live.
+    /// Files the new version no longer lists. [`ColdTier::clean_partition`] removes them
+    /// once the new version has been live for the grace period (reads that resolved the
+    /// previous version may still open them until then).
     pub obsolete: Vec<String>,
     /// Files merged.
     pub merged_files: u64,
@@ -391,7 +393,8 @@ pub trait ColdTier: Send + Sync + fmt::Debug + 'static {
 
     /// Removes what exports and compactions that never went live left under `partition`:
     /// files of versions above the live one (or all versions, without a live one) older
-    /// than the grace period, and superseded files of older versions. Returns objects removed.
+    /// than the grace period, and superseded files of older versions once the live version
+    /// is older than the grace period. Returns objects removed.
     async fn clean_partition(
         &self,
         partition: &PartitionKey,

@@ -113,6 +113,7 @@ pub mod message;
 pub mod metrics_names;
 mod offsets;
 mod producer;
+pub mod replay;
 mod sink;
 
 pub use admin::ensure_topic;
@@ -123,4 +124,5 @@ pub use consumer::{ConsumerReport, run_consumer};
 pub use error::{Error, Result};
 pub use metrics_names::describe_metrics;
 pub use producer::{ProduceStats, produce_json};
+pub use replay::{ReplayFailed, ReplayRecord, ReplaySummary, replay_to_kafka};
 pub use sink::{EventSink, HotSink};

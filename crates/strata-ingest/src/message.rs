@@ -75,9 +75,13 @@ mod tests {
         assert!(e.reason.contains("JSON object"), "{}", e.reason);
 
         let late = valid("x").replace(&NOW.to_string(), "0");
-        let e = reject(Some(late.as_bytes()));
+        let aged = Limits {
+            max_age: Some(std::time::Duration::from_secs(86_400)),
+            ..Limits::default()
+        };
+        let e = decode_message(Some(late.as_bytes()), &aged, NOW).unwrap_err();
         assert_eq!(e.field, "ts");
-        assert!(e.reason.contains("max_lateness"), "{}", e.reason);
+        assert!(e.reason.contains("max_age"), "{}", e.reason);
 
         let e = reject(Some(valid("x").replace("acme", "ACME").as_bytes()));
         assert_eq!(e.field, "tenant");

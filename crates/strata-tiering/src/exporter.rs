@@ -23,8 +23,13 @@
 //! **Compaction.** A partition whose live version has several small files gets them merged
 //! into files of the target size; the new version becomes live through the same warm pointer
 //! (compare-and-set on the version, so an export in between wins and the compaction retries
-//! later), and only then are the merged files deleted. Partitions old enough for Object Lock
-//! are locked after their compaction, so maintenance never has to delete a locked object.
+//! later). The merged files are deleted by a later maintenance pass, once the new version
+//! has been live for the archive's grace period, so a read that resolved the previous version
+//! never finds its files gone. Partitions old enough for Object Lock are locked after their
+//! compaction, so maintenance never has to delete a locked object.
+//!
+//! Within a process, exports, compactions and late-event amendments of one partition take
+//! turns ([`crate::partition_lock`]): each writes the partition's next manifest version.
 
 use std::{sync::Arc, time::Duration};
 
@@ -37,6 +42,8 @@ use strata_core::{
 };
 use strata_types::time::now_micros;
 use tokio::time::Instant;
+
+use crate::partition_lock::PartitionLocks;
 use tokio_util::sync::CancellationToken;
 
 /// Partitions exported.
@@ -130,6 +137,10 @@ pub struct Exporter {
     warm: Arc<dyn WarmTier>,
     cold: Arc<dyn ColdTier>,
     config: ExporterConfig,
+    /// The store's query cache, told about the partitions each commit touched.
+    cache: Option<Arc<crate::cache::QueryCache>>,
+    /// Shared with the store's late writer: one cold writer per partition at a time.
+    locks: Arc<PartitionLocks>,
 }
 
 fn error_metric(stage: &'static str) {
@@ -151,6 +162,8 @@ impl Exporter {
             warm,
             cold,
             config,
+            cache: None,
+            locks: Arc::default(),
         }
     }
 
@@ -159,12 +172,16 @@ impl Exporter {
     pub fn for_store(store: &crate::Store, mut config: ExporterConfig) -> Option<Self> {
         let cold = Arc::clone(store.cold()?);
         config.node = store.node().to_owned();
-        Some(Self::new(
-            Some(Arc::clone(store.hot())),
-            Arc::clone(store.warm()),
-            cold,
-            config,
-        ))
+        Some(Self {
+            cache: store.query_cache().cloned(),
+            locks: Arc::clone(store.cold_locks()),
+            ..Self::new(
+                Some(Arc::clone(store.hot())),
+                Arc::clone(store.warm()),
+                cold,
+                config,
+            )
+        })
     }
 
     /// The configuration.
@@ -214,6 +231,7 @@ impl Exporter {
         marks: &ExportMarks,
     ) -> Result<Option<u64>> {
         let started = Instant::now();
+        let _writing = self.locks.lock(partition).await;
         let base = self.live(partition).await?;
         let pages = futures::stream::unfold(Some(None::<ScanCursor>), |cursor| async move {
             let after = cursor?;
@@ -253,6 +271,7 @@ impl Exporter {
             .commit_cold(&commit)
             .await
             .inspect_err(|_| error_metric("commit"))?;
+        self.note_moved(partition);
         metrics::counter!(EXPORT_PARTITIONS).increment(1);
         metrics::counter!(EXPORT_ROWS).increment(rows);
         metrics::histogram!(EXPORT_SECONDS).record(started.elapsed().as_secs_f64());
@@ -263,6 +282,14 @@ impl Exporter {
             tracing::warn!(partition = %partition, error = %e, "cleaning the partition's leftovers failed; retried on its next export");
         }
         Ok(Some(rows))
+    }
+
+    /// A commit moved rows of `partition` (answers are unchanged; belt and braces for the
+    /// query cache, which recomputes that tenant's day).
+    fn note_moved(&self, partition: &PartitionKey) {
+        if let Some(cache) = &self.cache {
+            cache.note_change(Some(&partition.tenant), partition.range(), now_micros());
+        }
     }
 
     async fn live(&self, partition: &PartitionKey) -> Result<Option<LivePartition>> {
@@ -305,6 +332,11 @@ impl Exporter {
         live: &LivePartition,
         report: &mut CompactReport,
     ) -> Result<Option<LivePartition>> {
+        let _writing = self.locks.lock(&live.partition).await;
+        // The pointer may have moved while this pass waited for the lock.
+        if self.live(&live.partition).await?.as_ref() != Some(live) {
+            return Ok(None);
+        }
         let Some(compaction) = self.cold.compact(live).await? else {
             return Ok(None);
         };
@@ -315,12 +347,13 @@ impl Exporter {
                 exported: None,
             })
             .await?;
+        self.note_moved(&live.partition);
         metrics::counter!(COMPACTIONS).increment(1);
         report.compactions += 1;
         report.merged_files += compaction.merged_files;
-        // Only now that the new version is live are the merged files unreferenced.
-        self.cold.delete_objects(&compaction.obsolete).await?;
-        report.removed_objects += compaction.obsolete.len() as u64;
+        // The merged files are unreferenced now, but a read that resolved the previous
+        // version may still be opening them: `clean_partition` removes superseded files only
+        // once the version that replaced them has been live for the grace period.
         report.removed_objects += self
             .cold
             .clean_partition(&live.partition, Some(&compaction.live))

@@ -131,6 +131,8 @@ pub struct Flusher {
     /// The store's gate, taken around hot releases so the write path's cross-tier
     /// deduplication never misses an event in flight between the tiers.
     gate: Option<Arc<ReleaseGate>>,
+    /// The store's query cache, told about moved days and retention drops.
+    cache: Option<Arc<crate::cache::QueryCache>>,
 }
 
 impl Flusher {
@@ -144,6 +146,7 @@ impl Flusher {
             warm,
             config,
             gate: None,
+            cache: None,
         }
     }
 
@@ -155,8 +158,13 @@ impl Flusher {
         // From now on events can leave hot, so the store's write path starts checking warm
         // for old enough events.
         gate.set_hot_retention(config.hot_retention);
+        // Late events must not go to warm for times this retention drops.
+        store
+            .late_writer()
+            .set_warm_retention(config.warm_retention);
         Self {
             gate: Some(gate),
+            cache: store.query_cache().cloned(),
             ..Self::new(Arc::clone(store.hot()), Arc::clone(store.warm()), config)
         }
     }
@@ -207,6 +215,7 @@ impl Flusher {
             .await
             .inspect_err(|_| error_metric("release"))?;
         drop(gate);
+        self.note_moved(batch);
         let rows = batch.events.len() as u64;
         let bytes: usize = batch.events.iter().map(|e| e.event.approx_size()).sum();
         metrics::counter!(FLUSH_BATCHES).increment(1);
@@ -230,13 +239,42 @@ impl Flusher {
             return Ok(0);
         };
         let keep = i64::try_from(keep.as_micros()).unwrap_or(i64::MAX);
+        let cutoff = now_micros().saturating_sub(keep);
         let removed = self
             .warm
-            .drop_before(now_micros().saturating_sub(keep))
+            .drop_before(cutoff)
             .await
             .inspect_err(|_| metrics::counter!(WARM_RETENTION_ERRORS).increment(1))?;
+        if let Some(cache) = &self.cache {
+            cache.note_retention(cutoff);
+        }
         metrics::counter!(WARM_RETENTION_ROWS).increment(removed);
         Ok(removed)
+    }
+
+    /// Tells the query cache which tenants' times the batch moved (answers do not change,
+    /// so this only guards against a reader bug; days still open are skipped cheaply).
+    fn note_moved(&self, batch: &FlushBatch) {
+        let Some(cache) = &self.cache else {
+            return;
+        };
+        let mut ranges: std::collections::HashMap<&str, (i64, i64)> =
+            std::collections::HashMap::new();
+        for e in &batch.events {
+            let r = ranges
+                .entry(&e.event.tenant)
+                .or_insert((e.event.ts, e.event.ts));
+            r.0 = r.0.min(e.event.ts);
+            r.1 = r.1.max(e.event.ts);
+        }
+        let now = now_micros();
+        for (tenant, (from, to)) in ranges {
+            let range = strata_types::TimeRange {
+                from,
+                to: to.saturating_add(1),
+            };
+            cache.note_change(Some(tenant), range, now);
+        }
     }
 
     /// Sets the backlog and lag gauges from the hot tier.

@@ -10,16 +10,31 @@
 //! after the move. The [`Exporter`] moves closed warm partitions to the cold archive (Parquet
 //! and hash-chained manifests) exactly once and compacts it; with a cold tier the `Store`
 //! reads all three tiers and serves the archive API.
+//!
+//! Queries take the closed part of their range (buckets older than `max_lateness`) from a
+//! byte-bounded result cache of partial aggregates ([`planner`] splits the range); events
+//! older than `max_lateness` skip hot and go straight to the tier owning their time
+//! ([`late`]), bumping the cache versions of their days.
 
+mod cache;
 mod error;
 pub mod exporter;
 pub mod flusher;
+pub mod late;
 pub mod metrics_names;
+mod partition_lock;
+pub mod planner;
 pub mod release_gate;
+pub mod replay;
 mod store;
 
+pub use cache::CacheStats;
 pub use error::{Error, Result};
 pub use exporter::{CompactReport, ExportReport, Exporter, ExporterConfig};
 pub use flusher::{FlushReport, Flusher, FlusherConfig};
 pub use metrics_names::describe_metrics;
-pub use store::{AggregateAnswer, CacheStatus, IngestReport, Store};
+pub use replay::{
+    ReplayChecksum, ReplayConfig, ReplayCursor, ReplayItem, ReplayLimits, ReplayParams,
+    ReplayRequest, ReplayStream,
+};
+pub use store::{AggregateAnswer, CacheStatus, IngestReport, Store, StoreConfig};

@@ -10,9 +10,23 @@ pub const INGEST_SECONDS: &str = "strata_ingest_duration_seconds";
 pub const QUERIES: &str = "strata_queries_total";
 /// Seconds to answer an aggregate query.
 pub const QUERY_SECONDS: &str = "strata_query_duration_seconds";
+/// Aggregate queries answered entirely from the result cache.
+pub const QUERY_CACHE_HITS: &str = "strata_query_cache_hits_total";
+/// Aggregate queries computed entirely through the tiers (nothing usable was cached).
+pub const QUERY_CACHE_MISSES: &str = "strata_query_cache_misses_total";
+/// Aggregate queries that took part of their closed range from the cache.
+pub const QUERY_CACHE_PARTIAL: &str = "strata_query_cache_partial_total";
+/// Cache entries evicted for size or age.
+pub const QUERY_CACHE_EVICTIONS: &str = "strata_query_cache_evictions_total";
+/// Approximate bytes the result cache holds.
+pub const QUERY_CACHE_BYTES: &str = "strata_query_cache_bytes";
+/// Events older than `max_lateness` by the tier that took them (`tier` = warm | cold) or
+/// `outcome` = duplicate | rejected.
+pub const LATE_EVENTS: &str = "strata_late_events_total";
 
 /// Registers descriptions for the metrics above with the installed recorder.
 pub fn describe_metrics() {
+    crate::replay::describe_metrics();
     metrics::describe_counter!(INGEST_EVENTS, "Events by ingest outcome.");
     metrics::describe_counter!(
         INGEST_BATCHES_REFUSED,
@@ -28,5 +42,30 @@ pub fn describe_metrics() {
         QUERY_SECONDS,
         metrics::Unit::Seconds,
         "Time to answer an aggregate query."
+    );
+    metrics::describe_counter!(
+        QUERY_CACHE_HITS,
+        "Queries answered entirely from the cache."
+    );
+    metrics::describe_counter!(
+        QUERY_CACHE_MISSES,
+        "Queries computed entirely through the tiers."
+    );
+    metrics::describe_counter!(
+        QUERY_CACHE_PARTIAL,
+        "Queries whose closed part came partly from the cache."
+    );
+    metrics::describe_counter!(
+        QUERY_CACHE_EVICTIONS,
+        "Cache entries evicted for size or age."
+    );
+    metrics::describe_gauge!(
+        QUERY_CACHE_BYTES,
+        metrics::Unit::Bytes,
+        "Approximate bytes held by the query cache."
+    );
+    metrics::describe_counter!(
+        LATE_EVENTS,
+        "Events older than max_lateness, by the tier that took them or their outcome."
     );
 }

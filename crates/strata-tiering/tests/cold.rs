@@ -439,13 +439,15 @@ async fn hot_warm_cold_flow_equals_brute_force() {
     // Nothing due any more: a second pass is a no-op.
     assert_eq!(rig.exporter.export_due().await.unwrap().rows, 0);
 
-    // Late rows for exported partitions are warm rows until the next export amends the
-    // partition with a new file and manifest version.
+    // Late events for archived partitions skip hot and warm: each partition gets an
+    // amendment (a new file and manifest version) before the ingest is acknowledged. Late
+    // events of partitions without a version yet wait in warm for the next export.
     let late = events(300, 2);
     ingest_and_flush(&rig, &late).await;
     all.extend(late);
-    assert!(assert_exact(&rig.store, &all, "late rows in warm").await);
-    assert!(export_all(&rig).await > 0);
+    assert!(assert_exact(&rig.store, &all, "late rows amended into cold").await);
+    export_all(&rig).await;
+    assert_eq!(warm_rows_of_old_days(&rig).await, 0);
     assert!(assert_exact(&rig.store, &all, "after the amendment").await);
     let parts = rig.store.archive_partitions("acme").await.unwrap();
     assert!(
@@ -652,4 +654,61 @@ async fn verify_reports_a_rewritten_manifest_history() {
             .any(|i| i.key == strata_cold::manifest::manifest_key(&live.partition, 2)),
         "{report:#?}"
     );
+}
+
+/// A node that does not write the archive (`late_to_cold: false`, a replica without the
+/// exporter) leaves late events of archived days in warm; the exporting node's next pass
+/// amends the archive from there, and every answer stays exact throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_the_exporter_leaves_late_events_to_warm() {
+    let rig = rig(test_config()).await;
+    let mut all = events(800, 1);
+    ingest_and_flush(&rig, &all).await;
+    export_all(&rig).await;
+    let versions = |parts: &[strata_core::cold::PartitionInfo]| {
+        parts
+            .iter()
+            .map(|p| (p.partition.clone(), p.version))
+            .collect::<Vec<_>>()
+    };
+    let archived = versions(&rig.store.archive_partitions("acme").await.unwrap());
+    assert!(!archived.is_empty());
+
+    let reader = rig.store.clone().with_config(strata_tiering::StoreConfig {
+        late_to_cold: false,
+        ..strata_tiering::StoreConfig::default()
+    });
+    let late: Vec<Event> = events(200, 2)
+        .into_iter()
+        .filter(|e| e.ts < today() - DAY_MICROS)
+        .collect();
+    let report = reader
+        .ingest(DecodedBatch {
+            events: late.clone(),
+            rejected: Vec::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.accepted, late.len());
+    all.extend(late);
+    assert_eq!(
+        versions(&rig.store.archive_partitions("acme").await.unwrap()),
+        archived,
+        "the archive was not written"
+    );
+    assert!(
+        warm_rows_of_old_days(&rig).await > 0,
+        "late rows wait in warm"
+    );
+    assert!(assert_exact(&reader, &all, "late rows in warm").await);
+
+    export_all(&rig).await;
+    assert_eq!(warm_rows_of_old_days(&rig).await, 0);
+    assert_ne!(
+        versions(&rig.store.archive_partitions("acme").await.unwrap()),
+        archived,
+        "the exporter amended the archive"
+    );
+    assert!(assert_exact(&rig.store, &all, "after the amendment").await);
+    assert_verified(&rig, "after the amendment").await;
 }

@@ -332,9 +332,18 @@ mod tests {
             ok_event("a"),
             ok_event("a").replace(&NOW.to_string(), "0")
         );
-        let b = decode(&body, BodyFormat::JsonArray).unwrap();
+        let limits = Limits {
+            max_age: Some(std::time::Duration::from_secs(86_400)),
+            ..Limits::default()
+        };
+        let b = decode_batch(body.as_bytes(), BodyFormat::JsonArray, &limits, NOW).unwrap();
         assert_eq!(b.events.len(), 1);
         assert_eq!(b.rejected[0].field, "ts");
-        assert!(b.rejected[0].reason.contains("max_lateness"));
+        assert!(b.rejected[0].reason.contains("max_age"));
+        // Without `max_age` a late event is valid: the store routes it to warm or cold.
+        assert_eq!(
+            decode(&body, BodyFormat::JsonArray).unwrap().events.len(),
+            2
+        );
     }
 }

@@ -42,8 +42,15 @@ pub struct Limits {
     pub max_payload_bytes: usize,
     /// How far in the future (by the server's clock) `ts` may be.
     pub max_future_skew: Duration,
-    /// How far in the past `ts` may be.
+    /// How far in the past `ts` may be for the event to enter the hot tier. Older events
+    /// are still accepted (up to [`Limits::max_age`]): the store writes them straight to the
+    /// tier that owns their time (warm, or the cold archive), acknowledging them once they
+    /// are durable there. Buckets older than this are also what the query cache treats as
+    /// closed, so a smaller value caches more of each query.
     pub max_lateness: Duration,
+    /// How far in the past `ts` may be at all; `None` (the default) sets no bound beyond the
+    /// earliest representable time. Events older than this are rejected, naming `max_age`.
+    pub max_age: Option<Duration>,
     /// Most events in one batch (request or stream message).
     pub max_batch_events: usize,
     /// Largest request body, bytes.
@@ -62,10 +69,12 @@ impl Default for Limits {
             max_attr_value_bytes: 256,
             max_payload_bytes: 64 * 1024,
             max_future_skew: Duration::from_secs(5 * 60),
-            // Until late events are routed straight to the warm and cold tiers, the hot tier
-            // accepts a week of lateness: enough for replays of recent history and for
-            // reprocessing jobs, small enough that clock bugs (ts = 0) are caught.
-            max_lateness: Duration::from_secs(7 * 24 * 3600),
+            // Six hours cover producers that buffer through an outage of a few hours (edge
+            // gateways, mobile clients) and drifting clocks; anything later takes the late
+            // path (straight to warm or cold, slower per event). It is also the query
+            // cache's open window: buckets older than this are served from the cache.
+            max_lateness: Duration::from_secs(6 * 3600),
+            max_age: None,
             max_batch_events: 10_000,
             max_body_bytes: 16 * 1024 * 1024,
             unknown_fields: UnknownFields::Reject,

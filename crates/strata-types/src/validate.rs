@@ -93,6 +93,10 @@ fn check_len(
     Ok(())
 }
 
+/// The earliest event time Strata stores: 0001-01-01T00:00:00Z in epoch micros. Earlier
+/// times have no RFC 3339 form, and day arithmetic near `i64::MIN` would overflow.
+pub const MIN_TS: i64 = -62_135_596_800 * MICROS_PER_SEC;
+
 /// Validates one decoded event against `limits` at server time `now` (epoch micros).
 pub fn validate_event(event: &Event, limits: &Limits, now: i64) -> Result<(), FieldError> {
     check_name("tenant", &event.tenant)?;
@@ -117,16 +121,25 @@ pub fn validate_event(event: &Event, limits: &Limits, now: i64) -> Result<(), Fi
             ),
         ));
     }
-    let lateness = duration_micros(limits.max_lateness);
-    if event.ts < now.saturating_sub(lateness) {
+    if event.ts < MIN_TS {
         return Err(FieldError::new(
             "ts",
-            format!(
-                "is {} s behind the server clock; the limit is {} s (max_lateness)",
-                (now - event.ts) / MICROS_PER_SEC,
-                lateness / MICROS_PER_SEC
-            ),
+            "is before 0001-01-01T00:00:00Z, the earliest time Strata stores",
         ));
+    }
+    // Older than `max_lateness` is fine: the store routes such events to warm or cold.
+    if let Some(max_age) = limits.max_age {
+        let age = duration_micros(max_age);
+        if event.ts < now.saturating_sub(age) {
+            return Err(FieldError::new(
+                "ts",
+                format!(
+                    "is {} s behind the server clock; the limit is {} s (max_age)",
+                    now.saturating_sub(event.ts) / MICROS_PER_SEC,
+                    age / MICROS_PER_SEC
+                ),
+            ));
+        }
     }
     if let Some(v) = event.value
         && !v.is_finite()
@@ -259,5 +272,30 @@ mod tests {
         );
 
         assert!(validate_event(&event(), &limits, now).is_ok());
+    }
+
+    #[test]
+    fn late_events_pass_until_max_age() {
+        let now = event().ts;
+        let mut e = event();
+        e.ts = now - 30 * 86_400 * MICROS_PER_SEC;
+        assert!(
+            validate_event(&e, &Limits::default(), now).is_ok(),
+            "older than max_lateness is routed, not rejected"
+        );
+        let aged = Limits {
+            max_age: Some(std::time::Duration::from_secs(7 * 86_400)),
+            ..Limits::default()
+        };
+        let err = validate_event(&e, &aged, now).unwrap_err();
+        assert_eq!(err.field, "ts");
+        assert!(err.reason.contains("max_age"), "{}", err.reason);
+        e.ts = now - 86_400 * MICROS_PER_SEC;
+        assert!(validate_event(&e, &aged, now).is_ok());
+        e.ts = MIN_TS - 1;
+        let err = validate_event(&e, &Limits::default(), now).unwrap_err();
+        assert!(err.reason.contains("0001-01-01"), "{}", err.reason);
+        e.ts = MIN_TS;
+        assert!(validate_event(&e, &Limits::default(), now).is_ok());
     }
 }

@@ -31,6 +31,14 @@ pub enum Command {
     Migrate(Box<MigrateArgs>),
     /// Generate realistic events and send them to a server; report throughput and latency.
     Load(Box<LoadArgs>),
+    /// Archive closed partitions to the cold tier now (one export and one maintenance
+    /// pass: compaction, cleanup, Object Lock) on a stopped node's data directory.
+    Export(Box<crate::export::ExportArgs>),
+    /// Inspect the cold archive through a running server: list, read, verify, legal hold.
+    Archive(Box<crate::archive::ArchiveArgs>),
+    /// Replay a tenant's events of a range in event-time order from a running server, to
+    /// NDJSON or a Kafka topic; resumable with `--cursor`.
+    Replay(Box<crate::replay::ReplayArgs>),
 }
 
 /// Flags of `strata serve`.
@@ -76,9 +84,37 @@ pub struct ServeArgs {
     /// What an event and a batch may be.
     #[command(flatten)]
     pub limits: LimitsArgs,
+    /// The query cache and replay.
+    #[command(flatten)]
+    pub reads: ReadArgs,
     /// Kafka ingest.
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    /// The cold tier.
+    #[command(flatten)]
+    pub cold: crate::cold::ColdArgs,
+    /// How often the exporter looks for partitions due for the cold tier and compacts,
+    /// cleans and locks the archive.
+    #[arg(
+        long,
+        env = "STRATA_EXPORT_INTERVAL",
+        default_value = "60s",
+        value_parser = parse_positive_duration,
+        help_heading = "Cold tier"
+    )]
+    pub export_interval: Duration,
+    /// Run the exporter (export, compaction, cleanup, Object Lock) on this node. With
+    /// several replicas sharing one archive, run it on one of them (`false` on the others):
+    /// two exporters could write the same partition's next manifest version at once. Queries,
+    /// lookups and the archive API read the cold tier either way.
+    #[arg(
+        long,
+        env = "STRATA_EXPORTER",
+        default_value_t = true,
+        action = ArgAction::Set,
+        help_heading = "Cold tier"
+    )]
+    pub exporter: bool,
     /// How long a graceful shutdown (SIGTERM/SIGINT) may take: in-flight requests finish and
     /// the hot tier completes its commits within it; a second signal cuts it short.
     #[arg(
@@ -440,6 +476,72 @@ pub struct FlushArgs {
     pub warm_retention: Retention,
 }
 
+/// The query-result cache and replay throttling.
+#[derive(Debug, Clone, Args)]
+pub struct ReadArgs {
+    /// Byte budget of the query-result cache (closed buckets of aggregates); `0` turns it
+    /// off.
+    #[arg(
+        long,
+        env = "STRATA_QUERY_CACHE_SIZE",
+        default_value = "256MiB",
+        value_parser = parse_byte_size,
+        help_heading = "Queries and replay"
+    )]
+    pub query_cache_size: u64,
+    /// Cached answers expire this long after they were computed (unset: kept until evicted
+    /// or invalidated). Set it when several replicas share warm and cold: a late event
+    /// written through another replica does not invalidate this one's cache.
+    #[arg(
+        long,
+        env = "STRATA_QUERY_CACHE_TTL",
+        value_parser = parse_positive_duration,
+        help_heading = "Queries and replay"
+    )]
+    pub query_cache_ttl: Option<Duration>,
+    /// Most replays reading at once; others wait their turn.
+    #[arg(long, env = "STRATA_REPLAY_MAX_CONCURRENT", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..), help_heading = "Queries and replay")]
+    pub replay_max_concurrent: u32,
+    /// Events per second one replay may emit (a request may ask for less); `0` removes the
+    /// cap. Together with the concurrency limit this bounds the share of the machine
+    /// replays take from live ingest.
+    #[arg(
+        long,
+        env = "STRATA_REPLAY_MAX_RATE",
+        default_value_t = 200_000,
+        help_heading = "Queries and replay"
+    )]
+    pub replay_max_rate: u32,
+}
+
+impl ReadArgs {
+    /// The store's cache and late-event settings (warm retention comes from the flush
+    /// flags; a node without the exporter leaves late events of archived days to warm).
+    pub fn store_config(
+        &self,
+        warm_retention: Option<Duration>,
+        writes_cold: bool,
+    ) -> strata_tiering::StoreConfig {
+        strata_tiering::StoreConfig {
+            cache_capacity_bytes: self.query_cache_size,
+            cache_ttl: self.query_cache_ttl,
+            warm_retention,
+            late_to_cold: writes_cold,
+            ..strata_tiering::StoreConfig::default()
+        }
+    }
+
+    /// How replays are throttled.
+    pub fn replay_config(&self) -> strata_tiering::ReplayConfig {
+        strata_tiering::ReplayConfig {
+            max_concurrent: self.replay_max_concurrent as usize,
+            max_rate: std::num::NonZeroU32::new(self.replay_max_rate),
+            ..strata_tiering::ReplayConfig::default()
+        }
+    }
+}
+
 /// How long a tier keeps data: a duration, or forever.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention(pub Option<Duration>);
@@ -456,14 +558,14 @@ fn parse_retention(s: &str) -> Result<Retention, String> {
     }
 }
 
-fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     match parse_duration(s)? {
         d if d.is_zero() => Err("expected a duration above zero".into()),
         d => Ok(d),
     }
 }
 
-fn parse_node_id(s: &str) -> Result<String, String> {
+pub(crate) fn parse_node_id(s: &str) -> Result<String, String> {
     let s = s.trim();
     if crate::node::valid(s) {
         Ok(s.to_owned())
@@ -527,7 +629,9 @@ pub struct LimitsArgs {
         value_parser = parse_human_duration
     )]
     pub max_future_skew: humantime::Duration,
-    /// How far behind the server's clock `ts` may be.
+    /// How far behind the server's clock `ts` may be and still go into the hot tier. Older
+    /// events are not rejected: they go straight to the tier that owns their time (warm
+    /// rows, or a cold amendment file when their day is already archived).
     #[arg(
         long,
         env = "STRATA_MAX_LATENESS",
@@ -535,6 +639,10 @@ pub struct LimitsArgs {
         value_parser = parse_human_duration
     )]
     pub max_lateness: humantime::Duration,
+    /// Oldest `ts` accepted at all, as an age (unset: any age; without a cold tier the
+    /// warm retention caps it anyway).
+    #[arg(long, env = "STRATA_MAX_AGE", value_parser = parse_duration)]
+    pub max_age: Option<Duration>,
     /// Most events in one batch (request or stream message).
     #[arg(
         long,
@@ -572,6 +680,7 @@ impl LimitsArgs {
             max_payload_bytes: self.max_payload_bytes,
             max_future_skew: self.max_future_skew.into(),
             max_lateness: self.max_lateness.into(),
+            max_age: self.max_age,
             max_batch_events: self.max_batch_events,
             max_body_bytes: self.max_body_bytes,
             unknown_fields: self.unknown_fields.into(),
@@ -718,7 +827,7 @@ impl Protocol {
     }
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("expected a duration such as `30s`, `15m` or `1h` ({e})"))
 }
@@ -727,7 +836,7 @@ fn parse_human_duration(s: &str) -> Result<humantime::Duration, String> {
     parse_duration(s).map(Into::into)
 }
 
-fn parse_byte_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_byte_size(s: &str) -> Result<u64, String> {
     s.trim()
         .parse::<bytesize::ByteSize>()
         .map(|b| b.as_u64())

@@ -112,6 +112,63 @@ pub enum Error {
         /// Why it was cut short.
         reason: ShutdownCut,
     },
+    /// The cold tier could not be opened.
+    #[error("cannot open the cold tier at {target}: {source}")]
+    OpenCold {
+        /// The `--cold` URL.
+        target: String,
+        /// What the cold tier said.
+        #[source]
+        source: strata_core::Error,
+    },
+    /// `strata export` cannot run with these flags.
+    #[error("export: {0}")]
+    Export(String),
+    /// An export or maintenance pass failed; what it had not committed stays in warm.
+    #[error("export failed (nothing uncommitted left warm): {0}")]
+    ExportFailed(#[source] strata_core::Error),
+    /// The data directory's embedded files are held by a running server.
+    #[error(
+        "the data directory {} is in use by a running `strata serve`: stop `strata serve` \
+         first or use the server (its exporter archives due partitions every \
+         --export-interval)",
+        dir.display()
+    )]
+    InUse {
+        /// The data directory.
+        dir: PathBuf,
+    },
+    /// `strata export` was pointed at a directory without a hot tier.
+    #[error(
+        "no hot tier at {}: `strata export` runs on the data directory of a stopped node \
+         (--data-dir), so that rows its hot tier still answers stay in warm",
+        path.display()
+    )]
+    NoHotTier {
+        /// The missing redb file.
+        path: PathBuf,
+    },
+    /// `strata replay` failed or was interrupted (the message says where to resume).
+    #[error("replay: {0}")]
+    Replay(String),
+    /// An `archive` request failed.
+    #[error("archive: {0}")]
+    Archive(String),
+    /// `archive verify` found the archive altered, incomplete or broken.
+    #[error("archive verify: the archive of tenant `{tenant}` is not intact (issues listed above)")]
+    ArchiveNotIntact {
+        /// The tenant verified.
+        tenant: String,
+    },
+    /// Output could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Output {
+        /// The file (or `standard output`).
+        path: PathBuf,
+        /// What the file system said.
+        #[source]
+        source: std::io::Error,
+    },
     /// The load generator could not start.
     #[error("load: {0}")]
     LoadSetup(String),

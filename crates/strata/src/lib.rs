@@ -1,6 +1,7 @@
-//! The `strata` binary's library: the command line, `serve` (tiers + flusher + APIs +
-//! graceful shutdown), `migrate` (the warm tier's schema), `load` (the load generator),
-//! logging and signal handling.
+//! The `strata` binary's library: the command line, `serve` (tiers + flusher + exporter +
+//! APIs + graceful shutdown), `migrate` (the warm tier's schema), `export` (archive due
+//! partitions on a stopped node), `archive` (the archive through a server's REST API),
+//! `load` (the load generator), logging and signal handling.
 //!
 //! This is the only crate that names concrete backends: it opens the redb hot tier and the
 //! warm tier (embedded or PostgreSQL), builds the [`strata_tiering::Store`] over them, runs
@@ -8,11 +9,15 @@
 //! servers.
 //! `main.rs` only installs the allocator and calls [`main`].
 
+pub mod archive;
 pub mod cli;
+pub mod cold;
 mod error;
+pub mod export;
 pub mod load;
 pub mod migrate;
 pub mod node;
+pub mod replay;
 pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
@@ -63,5 +68,8 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Serve(args) => serve::run(*args).await,
         Command::Migrate(args) => migrate::run(*args).await,
         Command::Load(args) => load::run(*args).await,
+        Command::Export(args) => export::run(*args).await,
+        Command::Archive(args) => archive::run(*args).await,
+        Command::Replay(args) => replay::run(*args).await,
     }
 }

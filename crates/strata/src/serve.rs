@@ -4,6 +4,7 @@
 //! Shutdown order matters for durability: the listeners stop taking requests first, requests
 //! already inside finish (their commits complete and they get their answers), then the Kafka
 //! consumer (if any) stores its last batch and commits its offsets for the next owner, then the
+//! exporter stops (mid-pass if need be; see [`run_exporter`] for why that is safe), then the
 //! flusher is stopped and makes one last pass (what is due goes to warm), the warm connector
 //! gives up, and only then does the store close, finishing any commit still in flight.
 //! All of it is bounded by `--shutdown-grace`; what is cut short loses nothing acknowledged,
@@ -18,7 +19,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use strata_api::{ApiConfig, Server};
 use strata_core::hot::HotTier;
 use strata_hot::{HotConfig, HotStore};
-use strata_tiering::{Flusher, FlusherConfig, Store};
+use strata_tiering::{Exporter, ExporterConfig, Flusher, FlusherConfig, ReplayLimits, Store};
 use tokio::{sync::oneshot, time::Instant};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{error, info, warn};
@@ -79,6 +80,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let metrics = strata_api::install_metrics_recorder()?;
     strata_tiering::describe_metrics();
     strata_tiering::flusher::describe_metrics();
+    strata_tiering::exporter::describe_metrics();
     strata_hot::metrics::describe_metrics();
     warm::describe_metrics();
     strata_ingest::describe_metrics();
@@ -88,8 +90,21 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // hot, so from the first request on, retries of events an earlier run already flushed
     // are checked against warm.
     let flusher = Flusher::for_store(&store, args.flush.to_config());
+    let exporter = args
+        .exporter
+        .then(|| {
+            Exporter::for_store(
+                &store,
+                ExporterConfig {
+                    export_after: args.cold.export_after,
+                    interval: args.export_interval,
+                    ..ExporterConfig::default()
+                },
+            )
+        })
+        .flatten();
     let server = match Server::bind(args.api.to_config(), store.clone(), metrics).await {
-        Ok(server) => server,
+        Ok(server) => server.with_replay_limits(ReplayLimits::new(args.reads.replay_config())),
         Err(e) => {
             close_store(&store).await;
             return Err(e.into());
@@ -124,6 +139,17 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     );
     warn_if_writes_need_warm(&args);
     tracker.spawn(flusher.run(background.clone()));
+    let export = CancellationToken::new();
+    let exporter = exporter.map(|exporter| {
+        info!(
+            cold = %args.cold.url(&args.data_dir),
+            export_after = %humantime::format_duration(args.cold.export_after),
+            export_interval = %humantime::format_duration(args.export_interval),
+            compaction_target_size = args.cold.compaction_target_size,
+            "exporter started"
+        );
+        tracker.spawn(run_exporter(exporter, export.clone()))
+    });
     // The connector reports an error that retrying cannot fix through `warm_failed`; it
     // drops the sender when it connects or stops, which disables that branch below.
     let (warm_failed_tx, mut warm_failed) = oneshot::channel::<Error>();
@@ -197,10 +223,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         Tokens {
             api: &stop,
             ingest: &ingest,
+            export: &export,
             background: &background,
         },
-        api,
-        consumer,
+        Steps {
+            api,
+            consumer,
+            exporter,
+        },
         &tracker,
         &store,
     )
@@ -243,8 +273,20 @@ struct Tokens<'a> {
     api: &'a CancellationToken,
     /// Stops the Kafka consumer (after it committed its hand-over).
     ingest: &'a CancellationToken,
+    /// Stops the exporter, mid-pass if need be.
+    export: &'a CancellationToken,
     /// Stops the flusher (after its final pass) and the warm connector.
     background: &'a CancellationToken,
+}
+
+/// The tasks `shut_down` stops one by one, in this order; `None` when not running.
+struct Steps {
+    /// The APIs (already ended on their own when `None`).
+    api: Option<tokio::task::JoinHandle<Result<(), strata_api::Error>>>,
+    /// The Kafka consumer.
+    consumer: Option<tokio::task::JoinHandle<()>>,
+    /// The exporter (no cold tier when `None`).
+    exporter: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Opens the hot tier, settles the node id and opens the warm tier; returns the store and,
@@ -310,23 +352,61 @@ async fn open_store(args: &ServeArgs) -> Result<(Store, Option<Connector>)> {
             return Err(e);
         }
     };
-    Ok((
-        Store::new(hot, warm, node, args.limits.to_limits()),
-        connector,
-    ))
+    let cold = match args.cold.open(&dir).await {
+        Ok(cold) => cold,
+        Err(e) => {
+            if let Err(e) = hot.shutdown().await {
+                warn!(error = %e, "closing the hot tier after the cold tier failed to open");
+            }
+            return Err(e);
+        }
+    };
+    let store = Store::new(hot, warm, node, args.limits.to_limits()).with_config(
+        args.reads
+            .store_config(args.flush.warm_retention.0, args.exporter),
+    );
+    let store = match cold {
+        Some(cold) => store.with_cold(cold),
+        None => store,
+    };
+    Ok((store, connector))
 }
 
-/// Drains the APIs (`None` when they already ended), stops the Kafka consumer (`None` when
-/// none runs) and the background tasks, then closes the store, all within `grace` from now.
+/// Runs the exporter until `stop`, and stops it at once when `stop` fires, even in the
+/// middle of a pass.
+///
+/// Cutting a pass short is safe because an export or a compaction has exactly one commit
+/// point, a single warm transaction that drops the exported rows and records the new
+/// manifest version as live (compare-and-set on the previous version). Dropping the pass
+/// before that transaction leaves the rows in warm and the files already written
+/// unreferenced: queries read only the versions warm calls live, and the next export or
+/// maintenance pass of that partition removes them. A transaction already submitted either
+/// commits whole or not at all. Either way every event is counted once, from warm or from
+/// cold. The exporter is stopped before the flusher's last pass because that pass only adds
+/// rows to warm; the exporter does not have to see them, they go out with a later export.
+async fn run_exporter(exporter: Exporter, stop: CancellationToken) {
+    tokio::select! {
+        biased;
+        () = stop.cancelled() => info!("exporter stopped"),
+        () = exporter.run(stop.clone()) => info!("exporter stopped"),
+    }
+}
+
+/// Drains the APIs, stops the Kafka consumer, the exporter and the background tasks, then
+/// closes the store, all within `grace` from now.
 async fn shut_down(
     signals: &Signals,
     grace: std::time::Duration,
     tokens: Tokens<'_>,
-    api: Option<tokio::task::JoinHandle<Result<(), strata_api::Error>>>,
-    consumer: Option<tokio::task::JoinHandle<()>>,
+    steps: Steps,
     tracker: &TaskTracker,
     store: &Store,
 ) -> Result<()> {
+    let Steps {
+        api,
+        consumer,
+        exporter,
+    } = steps;
     let deadline = Instant::now() + grace;
     let cut = || async {
         tokio::select! {
@@ -371,6 +451,22 @@ async fn shut_down(
                 // from the offsets it did store.
                 consumer.abort();
                 return Err(Error::ShutdownIncomplete { step: "stopping the Kafka consumer", reason });
+            }
+        }
+    }
+
+    if let Some(exporter) = exporter {
+        info!("stopping the exporter");
+        tokens.export.cancel();
+        tokio::select! {
+            ended = exporter => {
+                if let Err(source) = ended {
+                    result = result.and(Err(Error::Task { task: "exporter", source }));
+                }
+            }
+            reason = cut() => {
+                warn!(%reason, "abandoning the exporter");
+                return Err(Error::ShutdownIncomplete { step: "stopping the exporter", reason });
             }
         }
     }

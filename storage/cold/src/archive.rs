@@ -58,6 +58,8 @@ pub struct ColdConfig {
     pub zstd_level: i32,
     /// Files of an export or compaction that never went live are left alone this long
     /// (another replica may still be writing them) and `verify` does not call them extra.
+    /// Files a compaction replaced are also kept this long after the replacing version went
+    /// live, so reads that resolved the previous version can still open them.
     pub orphan_grace: Duration,
     /// Object Lock; `None` writes unlocked objects.
     pub lock: Option<LockSettings>,
@@ -730,17 +732,20 @@ impl ColdTier for ColdStore {
         live: Option<&LivePartition>,
     ) -> Result<u64> {
         let live_version = live.map_or(0, |l| l.version);
-        let listed: BTreeSet<String> = match live {
-            Some(l) => self
-                .live_manifest(l)
-                .await?
-                .files
-                .iter()
-                .map(|f| f.key.clone())
-                .collect(),
-            None => BTreeSet::new(),
-        };
         let cutoff = now_micros().saturating_sub(micros(self.config.orphan_grace));
+        let (listed, live_since): (BTreeSet<String>, i64) = match live {
+            Some(l) => {
+                let m = self.live_manifest(l).await?;
+                // Unparseable times count as "just now", which only delays deletion.
+                let since = strata_types::time::parse_rfc3339(&m.created_at).unwrap_or(i64::MAX);
+                (m.files.iter().map(|f| f.key.clone()).collect(), since)
+            }
+            None => (BTreeSet::new(), i64::MIN),
+        };
+        // Files older versions listed and the live one dropped stay until the live version
+        // has been live for the grace period: a read that resolved an older version may
+        // still be opening them.
+        let superseded_removable = live_since <= cutoff;
         let mut removed = 0;
         for meta in self.blobs.list(&partition.data_prefix()).await? {
             if listed.contains(&meta.key) {
@@ -757,6 +762,7 @@ impl ColdTier for ColdStore {
             // once the grace period passed: it may still be running). At or below: a file a
             // later version dropped (compacted away).
             if (v > live_version && meta.last_modified > cutoff)
+                || (v <= live_version && !superseded_removable)
                 || self.retention_for(partition).is_some()
             {
                 continue;

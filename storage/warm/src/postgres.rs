@@ -13,11 +13,16 @@
 //! after flushes, and on every retention pass) and then forgotten. A refresh that starts after
 //! a batch committed includes its rows, so forgetting the batch's ranges afterwards keeps
 //! answers exact.
+//!
+//! The hand-off to the cold tier (due partitions, export pages, the commit that drops exported
+//! rows and records the live manifest version) lives in `postgres/cold_handoff.rs`; flushes
+//! take part in it by registering their partitions under shared per-day locks.
 
+mod cold_handoff;
 mod migrations;
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashSet},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -28,8 +33,12 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use futures::pin_mut;
 use strata_core::{
     Error, Result, Tier,
+    cold::{ExportMarks, LivePartition, PartitionKey},
     hot::FlushBatch,
-    warm::{HotWatermark, ScanCursor, ScanPage, ScanRequest, WarmMode, WarmTier, WriteOutcome},
+    warm::{
+        ColdCommit, ExportPage, HotWatermark, ScanCursor, ScanPage, ScanRequest, WarmMode,
+        WarmTier, WriteOutcome,
+    },
 };
 use strata_types::{
     AggregateQuery, Cell, Event, GroupBy, PartialAggregate, StoredEvent, TimeRange,
@@ -541,6 +550,43 @@ impl PostgresWarm {
             .collect();
 
         if !kept.is_empty() {
+            // Before any row, rollup cell or partition entry of the batch: the shared day
+            // locks order this batch against a cold commit of the same days.
+            let parts: BTreeSet<(i64, &str, &str)> = kept
+                .iter()
+                .map(|r| {
+                    let e = &r.event;
+                    (
+                        cold_handoff::day_of_micros(e.ts),
+                        e.tenant.as_str(),
+                        e.stream.as_str(),
+                    )
+                })
+                .collect();
+            let (mut slots, mut days, mut tenants, mut streams) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for (day, tenant, stream) in parts {
+                slots.push(cold_handoff::day_lock_slot(day));
+                days.push(day);
+                tenants.push(tenant);
+                streams.push(stream);
+            }
+            let register = tx
+                .prepare_cached(cold_handoff::REGISTER_PARTITIONS)
+                .await
+                .map_err(pg_error(OP))?;
+            tx.execute(
+                &register,
+                &[
+                    &cold_handoff::DAY_LOCK_CLASS,
+                    &slots,
+                    &tenants,
+                    &streams,
+                    &days,
+                ],
+            )
+            .await
+            .map_err(pg_error(OP))?;
             let sink = tx.copy_in(COPY_EVENTS).await.map_err(pg_error(OP))?;
             let writer = BinaryCopyInWriter::new(sink, &COPY_TYPES);
             pin_mut!(writer);
@@ -634,10 +680,10 @@ impl PostgresWarm {
         cleared
     }
 
-    /// The refresh after a flush: skipped while another one runs in this process or when the
-    /// last one is more recent than the refresh interval. Whatever it leaves is refreshed by
-    /// a later flush or retention pass; until then queries read raw rows there. A failure is
-    /// only logged, since the batch itself is committed.
+    /// The refresh after a flush or a cold commit: skipped while another one runs in this
+    /// process or when the last one is more recent than the refresh interval. Whatever it
+    /// leaves is refreshed by a later flush or retention pass; until then queries read raw
+    /// rows there. A failure is only logged, since the batch itself is committed.
     async fn refresh_after_flush(&self, client: &Object) {
         let Ok(mut last) = self.refresh.try_lock() else {
             return;
@@ -1175,6 +1221,14 @@ impl WarmTier for PostgresWarm {
             .execute(RETENTION_DELETE, &[&cutoff])
             .await
             .map_err(pg_error(OP))?;
+        // Export candidates of days now wholly gone; cold pointers stay, as the archive
+        // keeps those partitions.
+        tx.execute(
+            cold_handoff::WARM_PARTITIONS_RETENTION,
+            &[&cold_handoff::day_of_micros(before)],
+        )
+        .await
+        .map_err(pg_error(OP))?;
         tx.commit().await.map_err(pg_error(OP))?;
         {
             let mut known = self.known_partitions();
@@ -1211,6 +1265,43 @@ impl WarmTier for PostgresWarm {
             .await
             .map_err(pg_error("health"))?;
         Ok(())
+    }
+
+    #[instrument(skip_all)]
+    async fn cold_partitions(
+        &self,
+        tenant: Option<&str>,
+        range: Option<TimeRange>,
+    ) -> Result<Vec<LivePartition>> {
+        self.cold_pointers(tenant, range).await
+    }
+
+    #[instrument(skip_all)]
+    async fn export_candidates(&self, before: i64, limit: usize) -> Result<Vec<PartitionKey>> {
+        self.due_partitions(before, limit).await
+    }
+
+    async fn flush_marks(&self) -> Result<ExportMarks> {
+        self.marks().await
+    }
+
+    #[instrument(skip_all, fields(partition = %partition))]
+    async fn export_page(
+        &self,
+        partition: &PartitionKey,
+        marks: &ExportMarks,
+        after: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<ExportPage> {
+        self.page_for_export(partition, marks, after, limit).await
+    }
+
+    #[instrument(
+        skip_all,
+        fields(partition = %commit.live.partition, version = commit.live.version)
+    )]
+    async fn commit_cold(&self, commit: &ColdCommit) -> Result<u64> {
+        self.commit_to_cold(commit).await
     }
 }
 

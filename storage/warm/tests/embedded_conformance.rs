@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use strata_core::{
-    conformance::warm::{WarmHarness, run_all},
+    conformance::warm::{WarmHarness, run_all, run_cold_handoff},
     warm::WarmTier,
 };
 use strata_warm::{EMBEDDED_FILE, EmbeddedWarm};
@@ -27,6 +27,14 @@ impl WarmHarness for Harness {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_passes_the_warm_suite() {
     run_all(|| Harness {
+        dir: tempfile::tempdir().expect("tempdir"),
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_passes_the_cold_handoff_suite() {
+    run_cold_handoff(|| Harness {
         dir: tempfile::tempdir().expect("tempdir"),
     })
     .await;

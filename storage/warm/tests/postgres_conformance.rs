@@ -25,7 +25,7 @@ use strata_core::{
     Error,
     conformance::{
         assert_same,
-        warm::{NODE, T0, WarmHarness, batch, random_events, run_all, stored},
+        warm::{NODE, T0, WarmHarness, batch, random_events, run_all, run_cold_handoff, stored},
     },
     warm::{HotWatermark, ScanRequest, WarmMode, WarmTier, WriteOutcome},
 };
@@ -201,6 +201,38 @@ async fn auto_layout_picks_timescaledb_when_usable_and_passes_the_warm_suite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_postgres_passes_the_cold_handoff_suite() {
+    let dbs = Databases::default();
+    run_cold_handoff(|| Harness {
+        layout: Layout::Postgres,
+        want: WarmMode::Postgres,
+        dbs: dbs.clone(),
+        url: OnceCell::new(),
+    })
+    .await;
+    dbs.drop_all().await;
+    report("postgres (native partitions): cold hand-off suite passed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timescaledb_passes_the_cold_handoff_suite() {
+    if !timescale_usable().await {
+        report("timescaledb not usable on this server: cold hand-off suite ran on plain only");
+        return;
+    }
+    let dbs = Databases::default();
+    run_cold_handoff(|| Harness {
+        layout: Layout::Timescale,
+        want: WarmMode::Timescale,
+        dbs: dbs.clone(),
+        url: OnceCell::new(),
+    })
+    .await;
+    dbs.drop_all().await;
+    report("timescaledb (hypertable): cold hand-off suite passed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_are_recorded_and_rerun_as_no_ops() {
     let dbs = Databases::default();
     let url = dbs.fresh().await;
@@ -210,7 +242,7 @@ async fn migrations_are_recorded_and_rerun_as_no_ops() {
     let before = strata_warm::status(&url, &c).await.unwrap();
     assert_eq!(before.mode, None);
     assert!(before.applied.is_empty());
-    assert_eq!(before.pending.len(), 3);
+    assert_eq!(before.pending.len(), 4);
     assert!(before.to_string().contains("not migrated"), "{before}");
 
     // Opening an unmigrated database names the fix.
@@ -219,17 +251,17 @@ async fn migrations_are_recorded_and_rerun_as_no_ops() {
 
     let first = strata_warm::migrate(&url, &c).await.unwrap();
     assert_eq!(first.mode, WarmMode::Postgres);
-    assert_eq!(first.applied.len(), 3);
+    assert_eq!(first.applied.len(), 4);
     let again = strata_warm::migrate(&url, &c).await.unwrap();
     assert!(again.applied.is_empty(), "re-running applies nothing");
-    assert_eq!(again.already_applied, 3);
+    assert_eq!(again.already_applied, 4);
     assert!(again.to_string().contains("warm mode: postgres"), "{again}");
 
     let after = strata_warm::status(&url, &c).await.unwrap();
     assert_eq!(after.mode, Some(WarmMode::Postgres));
     assert!(after.pending.is_empty());
     assert!(
-        after.to_string().contains("applied  0003_rollups"),
+        after.to_string().contains("applied  0004_cold_partitions"),
         "{after}"
     );
 
@@ -247,7 +279,7 @@ async fn migrations_are_recorded_and_rerun_as_no_ops() {
     let c = config(Layout::Postgres);
     let runs = futures::future::join_all((0..4).map(|_| strata_warm::migrate(&url, &c))).await;
     let applied: usize = runs.into_iter().map(|r| r.unwrap().applied.len()).sum();
-    assert_eq!(applied, 3);
+    assert_eq!(applied, 4);
 
     // Auto picks TimescaleDB exactly when the server can load it; asking for TimescaleDB
     // where it cannot be loaded is refused with the reason.

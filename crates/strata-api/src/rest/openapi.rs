@@ -11,7 +11,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use crate::{
     error::{ErrorBody, RejectionBody},
-    rest::{events, ops, query},
+    rest::{archive, cache, events, ops, query, replay},
 };
 
 /// An event as a producer sends it.
@@ -28,7 +28,8 @@ pub struct EventJson {
     /// Client id, unique per tenant: the idempotency key; 1 to `max_id_bytes` (128) bytes.
     pub id: String,
     /// Event time: RFC 3339 (any offset; microsecond precision) or integer epoch
-    /// microseconds. At most `max_future_skew` ahead of and `max_lateness` behind the server.
+    /// microseconds. At most `max_future_skew` ahead of the server; events more than
+    /// `max_lateness` behind go straight to the warm or cold tier (bounded by `max_age`).
     #[schema(value_type = String, format = DateTime)]
     pub ts: String,
     /// Optional finite measure.
@@ -78,6 +79,12 @@ Every error is `{\"code\", \"message\", \"field\"}` with a stable snake_case `co
         events::post_events,
         events::get_event,
         query::aggregate,
+        replay::replay,
+        archive::partitions,
+        archive::events,
+        archive::verify,
+        archive::legal_hold,
+        cache::stats,
         ops::healthz,
         ops::readyz,
         ops::metrics,
@@ -92,10 +99,18 @@ Every error is `{\"code\", \"message\", \"field\"}` with a stable snake_case `co
         query::AggregateResponse,
         query::BucketJson,
         ops::StatusBody,
+        cache::CacheStatsBody,
+        archive::PartitionsBody,
+        archive::PartitionBody,
+        archive::VerifyBody,
+        archive::IssueBody,
+        archive::HoldBody,
     )),
     tags(
         (name = "events", description = "Write events and read them back by id."),
         (name = "query", description = "Aggregates over every tier."),
+        (name = "replay", description = "Every event of a range in event-time order, resumable from a cursor."),
+        (name = "archive", description = "The compliance archive: partitions, archived events, verification and legal holds."),
         (name = "operations", description = "Health, readiness, metrics and this document."),
     )
 )]

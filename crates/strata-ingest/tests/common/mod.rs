@@ -48,7 +48,7 @@ pub fn invalid(i: usize) -> Option<Vec<u8>> {
         0 => Some(b"{not json".to_vec()),
         1 => Some(br#"{"tenant":"ACME","stream":"s","key":"k","id":"x","ts":1}"#.to_vec()),
         2 => Some(
-            format!(r#"{{"tenant":"acme","stream":"s","key":"k","id":"bad-{i}","ts":0}}"#)
+            format!(r#"{{"tenant":"acme","stream":"s","key":"k","id":"bad-{i}","ts":-90000000000000000}}"#)
                 .into_bytes(),
         ),
         _ => None,

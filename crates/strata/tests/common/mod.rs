@@ -3,6 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub(crate) mod cold;
 pub(crate) mod postgres;
 pub(crate) mod warm;
 

@@ -116,6 +116,9 @@ pub(super) fn export_candidates(
         let (t, _) = item.map_err(fail(OP))?;
         let tenant = t.value();
         let mut from = i64::MIN;
+        // A tenant's days come oldest first, so once it has `limit` partitions its later
+        // days cannot be among the oldest `limit` overall; another tenant's older days can.
+        let mut found = 0usize;
         loop {
             let lo: EventKey<'_> = (tenant, from, 0, "");
             let hi: EventKey<'_> = (tenant, (last_day + 1).saturating_mul(DAY_MICROS), 0, "");
@@ -134,10 +137,11 @@ pub(super) fn export_candidates(
                 let bytes = v.value();
                 streams.insert(decode(bytes, "in export_candidates")?.stream.to_owned());
             }
+            found += streams.len();
             for stream in streams {
                 out.insert((day, tenant.to_owned(), stream));
             }
-            if out.len() >= limit.max(1) * 4 {
+            if found >= limit.max(1) {
                 break;
             }
             from = end;

@@ -51,6 +51,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../../../migrations/0003_rollups.postgres.sql"),
         timescale: include_str!("../../../../migrations/0003_rollups.timescaledb.sql"),
     },
+    Migration {
+        version: 4,
+        name: "cold_partitions",
+        postgres: include_str!("../../../../migrations/0004_cold_partitions.sql"),
+        timescale: include_str!("../../../../migrations/0004_cold_partitions.sql"),
+    },
 ];
 
 /// Serialises migrations of one database across processes ("STRATA" in ASCII).

@@ -1,0 +1,195 @@
+//! `strata.v1.Archive`: the compliance archive over gRPC, with the same validation and
+//! errors as REST `/v1/archive/*` (the checks live in `rest::archive`).
+
+use std::{pin::Pin, time::Instant};
+
+use futures::{Stream, StreamExt, stream};
+use strata_core::cold::{VerifyIssue, VerifyReport};
+use strata_proto::v1::{self as pb, archive_server::Archive};
+use strata_tiering::Store;
+use tonic::{Request, Response, Status};
+
+use super::{
+    call,
+    convert::{micros_to_timestamp, stored_to_proto, timestamp_to_micros},
+};
+use crate::{
+    error::ApiError,
+    metrics::record_grpc,
+    rest::archive::{read_request, require_cold, set_legal_hold, sorted_partitions, tenant_of},
+};
+
+/// Most events per `Read` message.
+const BATCH_EVENTS: usize = 500;
+
+/// The archive service over the store.
+#[derive(Debug, Clone)]
+pub(crate) struct ArchiveService {
+    store: Store,
+}
+
+impl ArchiveService {
+    pub(crate) fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+fn time_param(t: Option<&prost_types::Timestamp>, field: &str) -> Result<String, ApiError> {
+    let t = t.ok_or_else(|| ApiError::missing(field))?;
+    timestamp_to_micros(t)
+        .map(|m| m.to_string())
+        .map_err(|reason| ApiError::invalid(field, reason))
+}
+
+fn issues(list: Vec<VerifyIssue>) -> Vec<pb::VerifyIssue> {
+    list.into_iter()
+        .map(|i| pb::VerifyIssue {
+            key: i.key,
+            detail: i.detail,
+        })
+        .collect()
+}
+
+fn report_to_proto(r: VerifyReport) -> pb::VerifyArchiveResponse {
+    pb::VerifyArchiveResponse {
+        ok: r.is_ok(),
+        tenant: r.tenant,
+        partitions: r.partitions,
+        manifests: r.manifests,
+        files_checked: r.files_checked,
+        bytes_checked: r.bytes_checked,
+        altered: issues(r.altered),
+        missing: issues(r.missing),
+        extra: issues(r.extra),
+        chain_breaks: issues(r.chain_breaks),
+        superseded: issues(r.superseded),
+    }
+}
+
+/// The `Read` response stream type.
+type ReadResponses = Pin<Box<dyn Stream<Item = Result<pb::ReadArchiveResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Archive for ArchiveService {
+    type ReadStream = ReadResponses;
+
+    #[tracing::instrument(skip_all)]
+    async fn list(
+        &self,
+        request: Request<pb::ListPartitionsRequest>,
+    ) -> Result<Response<pb::ListPartitionsResponse>, Status> {
+        call("Archive.List", None, async {
+            require_cold(&self.store)?;
+            let tenant = tenant_of(Some(&request.get_ref().tenant))?;
+            let partitions = sorted_partitions(&self.store, tenant)
+                .await?
+                .into_iter()
+                .map(|p| pb::PartitionInfo {
+                    date: p.partition.date(),
+                    stream: p.partition.stream,
+                    version: p.version,
+                    files: p.files,
+                    rows: p.rows,
+                    bytes: p.bytes,
+                    min_ts: Some(micros_to_timestamp(p.min_ts)),
+                    max_ts: Some(micros_to_timestamp(p.max_ts)),
+                    legal_hold: p.legal_hold,
+                })
+                .collect();
+            Ok::<_, ApiError>(pb::ListPartitionsResponse { partitions })
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn read(
+        &self,
+        request: Request<pb::ReadArchiveRequest>,
+    ) -> Result<Response<Self::ReadStream>, Status> {
+        let started = Instant::now();
+        let opened = async {
+            require_cold(&self.store)?;
+            let r = request.get_ref();
+            if r.tenant.is_empty() {
+                return Err(ApiError::missing("tenant"));
+            }
+            let read = read_request(
+                &r.tenant,
+                &time_param(r.from.as_ref(), "from")?,
+                &time_param(r.to.as_ref(), "to")?,
+                r.stream.as_deref(),
+            )?;
+            Ok(self
+                .store
+                .archive_read(&read.tenant, read.range, read.stream.as_deref())
+                .await?)
+        }
+        .await;
+        let events = match opened {
+            Ok(events) => events,
+            Err(e) => {
+                let status = Status::from(e);
+                record_grpc("Archive.Read", started, status.code());
+                return Err(status);
+            }
+        };
+        record_grpc("Archive.Read", started, tonic::Code::Ok);
+        let batches = events.ready_chunks(BATCH_EVENTS).flat_map(|chunk| {
+            let mut out = Vec::with_capacity(2);
+            let mut batch = pb::ReadArchiveResponse::default();
+            for item in chunk {
+                match item {
+                    Ok(e) => batch.events.push(stored_to_proto(e)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "archive read broke off");
+                        if !batch.events.is_empty() {
+                            out.push(Ok(std::mem::take(&mut batch)));
+                        }
+                        out.push(Err(Status::from(ApiError::from(e))));
+                        return stream::iter(out);
+                    }
+                }
+            }
+            if !batch.events.is_empty() {
+                out.push(Ok(batch));
+            }
+            stream::iter(out)
+        });
+        Ok(Response::new(Box::pin(batches)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn verify(
+        &self,
+        request: Request<pb::VerifyArchiveRequest>,
+    ) -> Result<Response<pb::VerifyArchiveResponse>, Status> {
+        call("Archive.Verify", None, async {
+            require_cold(&self.store)?;
+            let tenant = tenant_of(Some(&request.get_ref().tenant))?;
+            let report = self.store.archive_verify(tenant, None).await?;
+            Ok::<_, ApiError>(report_to_proto(report))
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn set_legal_hold(
+        &self,
+        request: Request<pb::SetLegalHoldRequest>,
+    ) -> Result<Response<pb::SetLegalHoldResponse>, Status> {
+        call("Archive.SetLegalHold", None, async {
+            require_cold(&self.store)?;
+            let r = request.get_ref();
+            let objects = set_legal_hold(
+                &self.store,
+                Some(&r.tenant),
+                Some(&r.stream),
+                Some(&r.date),
+                r.on,
+            )
+            .await?;
+            Ok::<_, ApiError>(pb::SetLegalHoldResponse { objects })
+        })
+        .await
+    }
+}

@@ -1,0 +1,232 @@
+//! Late events: events older than `max_lateness` skip the hot tier and go straight to the
+//! tier that owns their time, acknowledged once durable there.
+//!
+//! * A partition `(tenant, stream, day)` with a live cold pointer gets a cold **amendment**:
+//!   a new Parquet file and the next manifest version listing the old files plus the new
+//!   one, made live through the warm pointer with a compare-and-set on its version (lost
+//!   races with the exporter or the compactor are retried). Reads merge the new file at
+//!   once; the next compaction folds it in.
+//! * Otherwise the rows go to warm as a batch of this node's *late writer*, `<node>.late`,
+//!   whose sequence numbers continue after what the warm ledger holds for it, so the ledger
+//!   keeps the write exactly once like a flush. The exporter later moves them like any
+//!   other node's rows (the late writer never has rows in a hot tier, so its rows are always
+//!   visible to reads).
+//! * A time warm retention already dropped goes to cold as a new partition when there is a
+//!   cold tier, and is rejected (naming `warm_retention`) when there is none.
+//!
+//! One late write runs at a time per node (a tokio mutex around sequence allocation, the
+//! duplicate checks and the write), so two requests carrying the same late event cannot
+//! both find it absent and both store it.
+
+use std::{
+    sync::atomic::{AtomicI64, Ordering},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use strata_core::{
+    Error, Result, Tier,
+    cold::{ColdRow, ColdTier, LivePartition, PartitionKey},
+    hot::FlushBatch,
+    warm::{ColdCommit, WarmTier},
+};
+use strata_types::{Event, StoredEvent};
+use tokio::sync::{Mutex, MutexGuard};
+
+/// Slack between the warm retention cutoff and the oldest time written to warm: a retention
+/// pass on another node with a clock slightly ahead must not drop a row just acknowledged.
+pub(crate) const RETENTION_SLACK: Duration = Duration::from_secs(30 * 60);
+
+/// This node's late writer: its id on warm and cold rows and its sequence numbers.
+#[derive(Debug)]
+pub(crate) struct LateWriter {
+    node: String,
+    /// The next sequence number, once read from the warm ledger; `None` after a failed
+    /// write (it may or may not have committed, so the ledger is asked again).
+    next: Mutex<Option<u64>>,
+    /// Warm retention in micros (`i64::MAX`: rows are kept forever).
+    warm_retention: AtomicI64,
+}
+
+impl LateWriter {
+    pub(crate) fn new(node: &str, warm_retention: Option<Duration>) -> Self {
+        let writer = Self {
+            node: format!("{node}.late"),
+            next: Mutex::new(None),
+            warm_retention: AtomicI64::new(i64::MAX),
+        };
+        writer.set_warm_retention(warm_retention);
+        writer
+    }
+
+    /// Sets how long warm keeps rows (the flusher's `warm_retention`); the tighter of the
+    /// values seen wins, since a row warm would drop at once must go to cold.
+    pub(crate) fn set_warm_retention(&self, retention: Option<Duration>) {
+        if let Some(r) = retention {
+            let micros = i64::try_from(r.as_micros()).unwrap_or(i64::MAX);
+            self.warm_retention.fetch_min(micros, Ordering::SeqCst);
+        }
+    }
+
+    /// Rows with `ts` below this may be dropped by warm retention (or already were);
+    /// `None` when warm keeps everything.
+    pub(crate) fn warm_floor(&self, now: i64) -> Option<i64> {
+        let retention = self.warm_retention.load(Ordering::SeqCst);
+        if retention == i64::MAX {
+            return None;
+        }
+        let slack = i64::try_from(RETENTION_SLACK.as_micros()).unwrap_or(0);
+        Some(now.saturating_sub(retention).saturating_add(slack))
+    }
+
+    /// Takes the writer; held across the duplicate checks and the writes.
+    pub(crate) async fn lock(&self) -> LateGuard<'_> {
+        LateGuard {
+            next: self.next.lock().await,
+            node: &self.node,
+        }
+    }
+}
+
+/// Exclusive use of the late writer.
+pub(crate) struct LateGuard<'a> {
+    next: MutexGuard<'a, Option<u64>>,
+    node: &'a str,
+}
+
+impl LateGuard<'_> {
+    /// Reserves `n` sequence numbers; returns the first.
+    async fn allocate(&mut self, warm: &dyn WarmTier, n: usize) -> Result<u64> {
+        let first = match *self.next {
+            Some(next) => next,
+            None => warm.committed_upto(self.node).await?.saturating_add(1),
+        };
+        *self.next = Some(first.saturating_add(n as u64));
+        Ok(first)
+    }
+
+    /// Writes `events` to warm as one ledger batch; returns their sequence numbers.
+    pub(crate) async fn write_warm(
+        &mut self,
+        warm: &dyn WarmTier,
+        events: Vec<Event>,
+        now: i64,
+    ) -> Result<Vec<u64>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let first = self.allocate(warm, events.len()).await?;
+        let stored: Vec<StoredEvent> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| StoredEvent {
+                event,
+                ingest_ts: now,
+                seq: first + i as u64,
+            })
+            .collect();
+        let seqs: Vec<u64> = stored.iter().map(|e| e.seq).collect();
+        let batch = FlushBatch {
+            first_seq: first,
+            last_seq: first + (stored.len() as u64 - 1),
+            events: stored,
+        };
+        if let Err(e) = warm.write_batch(self.node, &batch).await {
+            *self.next = None;
+            return Err(e);
+        }
+        Ok(seqs)
+    }
+
+    /// Writes `events` (all of `partition`) to cold as an amendment of its live version, or
+    /// as its first version when it has none; returns their sequence numbers.
+    pub(crate) async fn write_cold(
+        &mut self,
+        warm: &dyn WarmTier,
+        cold: &dyn ColdTier,
+        partition: &PartitionKey,
+        events: Vec<Event>,
+        now: i64,
+        attempts: usize,
+    ) -> Result<Vec<u64>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The cold rows share the late writer's sequence so a row's (node, seq) stays unique
+        // within this process; nothing relies on it beyond reading order.
+        let first = self.allocate(warm, events.len()).await?;
+        let rows: Vec<ColdRow> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| ColdRow {
+                node: self.node.to_owned(),
+                stored: StoredEvent {
+                    event,
+                    ingest_ts: now,
+                    seq: first + i as u64,
+                },
+            })
+            .collect();
+        let seqs: Vec<u64> = rows.iter().map(|r| r.stored.seq).collect();
+        for _ in 0..attempts.max(1) {
+            let base = live_pointer(warm, partition).await?;
+            let pages = futures::stream::iter([Ok(rows.clone())]).boxed();
+            let Some(live) = cold.export(partition, base.as_ref(), pages).await? else {
+                return Err(Error::Corrupt {
+                    tier: Tier::Cold,
+                    what: format!("the amendment of {partition} wrote no rows"),
+                });
+            };
+            let commit = ColdCommit {
+                live: live.clone(),
+                expected_version: base.as_ref().map(|b| b.version),
+                exported: None,
+            };
+            match warm.commit_cold(&commit).await {
+                Ok(_) => {
+                    clean(cold, partition, &live).await;
+                    return Ok(seqs);
+                }
+                Err(e) => {
+                    let now_live = live_pointer(warm, partition).await?;
+                    if now_live.as_ref() == Some(&live) {
+                        // The commit went through; only its answer was lost.
+                        clean(cold, partition, &live).await;
+                        return Ok(seqs);
+                    }
+                    if now_live.as_ref().map(|l| l.version) == base.as_ref().map(|b| b.version) {
+                        // The pointer did not move: a real failure, not a lost race.
+                        return Err(e);
+                    }
+                    tracing::debug!(partition = %partition, "late amendment lost a race with an export or compaction; retrying");
+                }
+            }
+        }
+        Err(Error::Unavailable {
+            tier: Tier::Cold,
+            op: "late amendment",
+            message: format!(
+                "the manifest of {partition} kept changing during {attempts} attempts; retry"
+            ),
+        })
+    }
+}
+
+/// The live cold pointer of `partition`, if any.
+pub(crate) async fn live_pointer(
+    warm: &dyn WarmTier,
+    partition: &PartitionKey,
+) -> Result<Option<LivePartition>> {
+    Ok(warm
+        .cold_partitions(Some(&partition.tenant), Some(partition.range()))
+        .await?
+        .into_iter()
+        .find(|l| l.partition == *partition))
+}
+
+/// Removes leftovers of earlier attempts; failing here loses nothing.
+async fn clean(cold: &dyn ColdTier, partition: &PartitionKey, live: &LivePartition) {
+    if let Err(e) = cold.clean_partition(partition, Some(live)).await {
+        tracing::warn!(partition = %partition, error = %e, "cleaning after a late amendment failed; retried by the next export");
+    }
+}

@@ -1,0 +1,349 @@
+//! The PostgreSQL / TimescaleDB side of the warm → cold hand-off: which partitions are due,
+//! their rows page by page, and the commit that records the live cold manifest version and
+//! deletes the exported rows in one transaction.
+//!
+//! **Finding due partitions.** `strata_warm_partitions` lists the `(day, tenant, stream)`
+//! partitions holding rows; flushes add to it in their transaction, so finding the oldest due
+//! partitions reads that small table in key order plus one index probe per entry, instead of
+//! a `DISTINCT` over weeks of events (which neither the plain layout's `(tenant, stream, ts)`
+//! index nor compressed chunks answer cheaply).
+//!
+//! **Committing.** [`PostgresWarm::commit_cold`] first takes the advisory lock of the
+//! partition's day exclusively; flushes take their days' locks shared before they add rows,
+//! rollup cells or partition entries. Under that lock nothing else changes the partition, so
+//! the commit can compare-and-set the pointer, delete the rows at or below the export marks,
+//! drop the partition's entry if it is now empty and keep the aggregates exact:
+//!
+//! * plain PostgreSQL: the partition's rollup cells are recomputed from the rows that stay
+//!   (late rows above the marks), since min and max cannot be subtracted;
+//! * TimescaleDB: the continuous aggregates still count the deleted rows until they are
+//!   refreshed, so the day is noted in `strata_rollup_pending` in the same transaction
+//!   (queries read raw rows there, see the parent module) and the throttled refresh runs
+//!   after the commit; once a refresh that started after the commit is done, the note goes.
+//!
+//! The lock is per day modulo [`DAY_LOCK_SLOTS`], not per partition, which bounds the locks a
+//! flush holds however many tenants and streams its batch spans; a flush of today's data and
+//! the export of a day that ended a while ago use different slots unless the two days are a
+//! multiple of the slot count apart, and then the flush only waits for one commit.
+
+use strata_core::{
+    Error, Result, Tier,
+    cold::{ColdRow, DAY_MICROS, ExportMarks, LivePartition, PartitionKey},
+    warm::{ColdCommit, ExportPage, ScanCursor, WarmMode},
+};
+use strata_types::TimeRange;
+use tokio_postgres::types::ToSql;
+
+use super::{MAX_TS, MIN_TS, PostgresWarm, ROLLUP_PENDING_ADD, pg_error, seq_u64, stored_from, ts};
+use crate::plan::{HOUR, MINUTE};
+
+pub(super) const REGISTER_PARTITIONS: &str = include_str!("sql/register_partitions.sql");
+pub(super) const WARM_PARTITIONS_RETENTION: &str =
+    include_str!("sql/warm_partitions_retention.sql");
+const COLD_LOCK: &str = include_str!("sql/cold_lock.sql");
+const COLD_POINTER_GET: &str = include_str!("sql/cold_pointer_get.sql");
+const COLD_POINTER_SET: &str = include_str!("sql/cold_pointer_set.sql");
+const COLD_PARTITIONS: &str = include_str!("sql/cold_partitions.sql");
+const FLUSH_MARKS: &str = include_str!("sql/flush_marks.sql");
+const EXPORT_CANDIDATES: &str = include_str!("sql/export_candidates.sql");
+const EXPORT_PAGE: &str = include_str!("sql/export_page.sql");
+const EXPORT_DELETE: &str = include_str!("sql/export_delete.sql");
+const ROLLUP_REBUILD_CLEAR: &str = include_str!("sql/rollup_rebuild_clear.sql");
+const ROLLUP_REBUILD: &str = include_str!("sql/rollup_rebuild.sql");
+const WARM_PARTITION_DONE: &str = include_str!("sql/warm_partition_done.sql");
+
+/// Advisory lock class of the per-day hand-off locks ("STCP"); the two-key form keeps them
+/// apart from the migration lock's one-key space.
+pub(super) const DAY_LOCK_CLASS: i32 = 0x5354_4350;
+/// How many per-day locks there are (see the module docs).
+pub(super) const DAY_LOCK_SLOTS: i64 = 64;
+
+/// The lock slot of a day (days since the epoch).
+pub(super) fn day_lock_slot(day: i64) -> i32 {
+    // rem_euclid keeps it in 0..DAY_LOCK_SLOTS, which fits.
+    i32::try_from(day.rem_euclid(DAY_LOCK_SLOTS)).unwrap_or(0)
+}
+
+/// The day of an event time, as partitions count them.
+pub(super) fn day_of_micros(micros: i64) -> i64 {
+    micros.div_euclid(DAY_MICROS)
+}
+
+fn day_bounds(day: i64) -> (i64, i64) {
+    (
+        day.saturating_mul(DAY_MICROS).clamp(MIN_TS, MAX_TS),
+        day.saturating_add(1)
+            .saturating_mul(DAY_MICROS)
+            .clamp(MIN_TS, MAX_TS),
+    )
+}
+
+/// Export marks as the parallel arrays the SQL unnests; marks above `i64::MAX` cannot be
+/// stored sequence numbers, so saturating keeps the comparison exact.
+fn mark_columns(marks: &ExportMarks) -> (Vec<&str>, Vec<i64>) {
+    marks
+        .iter()
+        .map(|(node, upto)| (node.as_str(), i64::try_from(*upto).unwrap_or(i64::MAX)))
+        .unzip()
+}
+
+fn i64_of(v: u64, op: &'static str, what: &str) -> Result<i64> {
+    i64::try_from(v).map_err(|_| Error::storage(Tier::Warm, op, format!("{what} above i64::MAX")))
+}
+
+impl PostgresWarm {
+    pub(super) async fn cold_pointers(
+        &self,
+        tenant: Option<&str>,
+        range: Option<TimeRange>,
+    ) -> Result<Vec<LivePartition>> {
+        const OP: &str = "cold_partitions";
+        let (lo, hi) = match range {
+            Some(r) => (day_of_micros(r.from), day_of_micros(r.to.saturating_sub(1))),
+            None => (i64::MIN, i64::MAX),
+        };
+        let client = self.client(OP).await?;
+        let stmt = client
+            .prepare_cached(COLD_PARTITIONS)
+            .await
+            .map_err(pg_error(OP))?;
+        let rows = client
+            .query(&stmt, &[&tenant, &lo, &hi])
+            .await
+            .map_err(pg_error(OP))?;
+        rows.iter()
+            .map(|r| {
+                let version: i64 = r.get(3);
+                Ok(LivePartition {
+                    partition: PartitionKey {
+                        tenant: r.get(0),
+                        stream: r.get(1),
+                        day: r.get(2),
+                    },
+                    version: u64::try_from(version).map_err(|_| Error::Corrupt {
+                        tier: Tier::Warm,
+                        what: format!("negative cold manifest version {version}"),
+                    })?,
+                    manifest_sha256: r.get(4),
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn due_partitions(
+        &self,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<PartitionKey>> {
+        const OP: &str = "export_candidates";
+        // Only whole days: the day holding `before` is not over at `before`.
+        let first_not_due = day_of_micros(before);
+        let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        let client = self.client(OP).await?;
+        let stmt = client
+            .prepare_cached(EXPORT_CANDIDATES)
+            .await
+            .map_err(pg_error(OP))?;
+        let rows = client
+            .query(&stmt, &[&first_not_due, &limit])
+            .await
+            .map_err(pg_error(OP))?;
+        Ok(rows
+            .iter()
+            .map(|r| PartitionKey {
+                tenant: r.get(0),
+                stream: r.get(1),
+                day: r.get(2),
+            })
+            .collect())
+    }
+
+    pub(super) async fn marks(&self) -> Result<ExportMarks> {
+        const OP: &str = "flush_marks";
+        let client = self.client(OP).await?;
+        let rows = client.query(FLUSH_MARKS, &[]).await.map_err(pg_error(OP))?;
+        rows.iter()
+            .map(|r| Ok((r.get::<_, String>(0), seq_u64(r.get(1))?)))
+            .collect()
+    }
+
+    pub(super) async fn page_for_export(
+        &self,
+        p: &PartitionKey,
+        marks: &ExportMarks,
+        after: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<ExportPage> {
+        const OP: &str = "export_page";
+        let mut page = ExportPage::default();
+        if marks.is_empty() {
+            return Ok(page);
+        }
+        let (start, end) = day_bounds(p.day);
+        let (c_ts, c_seq, c_node) = match after {
+            Some(c) if c.ts >= start => (
+                c.ts,
+                i64::try_from(c.seq).unwrap_or(i64::MAX),
+                c.node.clone(),
+            ),
+            _ => (start, -1, String::new()),
+        };
+        if c_ts >= end {
+            return Ok(page);
+        }
+        let (nodes, uptos) = mark_columns(marks);
+        let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        let (lo, hi, cts) = (ts(c_ts), ts(end), ts(c_ts));
+        let params: [&(dyn ToSql + Sync); 10] = [
+            &p.tenant, &p.stream, &lo, &hi, &nodes, &uptos, &cts, &c_seq, &c_node, &limit,
+        ];
+        let client = self.client(OP).await?;
+        let stmt = client
+            .prepare_cached(EXPORT_PAGE)
+            .await
+            .map_err(pg_error(OP))?;
+        let rows = client.query(&stmt, &params).await.map_err(pg_error(OP))?;
+        let full = rows.len() as i64 == limit;
+        for row in &rows {
+            page.rows.push(ColdRow {
+                node: row.get(9),
+                stored: stored_from(row, &p.tenant)?,
+            });
+        }
+        if full {
+            page.next = page.rows.last().map(|r| ScanCursor {
+                ts: r.stored.event.ts,
+                seq: r.stored.seq,
+                node: r.node.clone(),
+            });
+        }
+        Ok(page)
+    }
+
+    pub(super) async fn commit_to_cold(&self, commit: &ColdCommit) -> Result<u64> {
+        const OP: &str = "commit_cold";
+        let p = &commit.live.partition;
+        let version = i64_of(commit.live.version, OP, "cold manifest version")?;
+        let (start, end) = day_bounds(p.day);
+        let (from, to) = (ts(start), ts(end));
+        let mut client = self.client(OP).await?;
+        let tx = client
+            .build_transaction()
+            .start()
+            .await
+            .map_err(pg_error(OP))?;
+        let lock = tx.prepare_cached(COLD_LOCK).await.map_err(pg_error(OP))?;
+        tx.execute(&lock, &[&DAY_LOCK_CLASS, &day_lock_slot(p.day)])
+            .await
+            .map_err(pg_error(OP))?;
+        let get = tx
+            .prepare_cached(COLD_POINTER_GET)
+            .await
+            .map_err(pg_error(OP))?;
+        let current = tx
+            .query_opt(&get, &[&p.tenant, &p.stream, &p.day])
+            .await
+            .map_err(pg_error(OP))?
+            .map(|r| seq_u64(r.get(0)))
+            .transpose()?;
+        if current != commit.expected_version {
+            tx.rollback().await.map_err(pg_error(OP))?;
+            return Err(Error::storage(
+                Tier::Warm,
+                OP,
+                format!(
+                    "cold pointer of {p} is at {current:?}, expected {:?}: another exporter or \
+                     compactor committed first",
+                    commit.expected_version
+                ),
+            ));
+        }
+        let set = tx
+            .prepare_cached(COLD_POINTER_SET)
+            .await
+            .map_err(pg_error(OP))?;
+        tx.execute(
+            &set,
+            &[
+                &p.tenant,
+                &p.stream,
+                &p.day,
+                &version,
+                &commit.live.manifest_sha256,
+            ],
+        )
+        .await
+        .map_err(pg_error(OP))?;
+        let mut removed = 0;
+        if let Some(marks) = &commit.exported {
+            let (nodes, uptos) = mark_columns(marks);
+            let delete = tx
+                .prepare_cached(EXPORT_DELETE)
+                .await
+                .map_err(pg_error(OP))?;
+            removed = tx
+                .execute(&delete, &[&p.tenant, &p.stream, &from, &to, &nodes, &uptos])
+                .await
+                .map_err(pg_error(OP))?;
+            if removed > 0 {
+                match self.mode {
+                    WarmMode::Timescale => {
+                        let add = tx
+                            .prepare_cached(ROLLUP_PENDING_ADD)
+                            .await
+                            .map_err(pg_error(OP))?;
+                        tx.execute(&add, &[&vec![from], &vec![to]])
+                            .await
+                            .map_err(pg_error(OP))?;
+                    }
+                    _ => {
+                        for (table, width) in [("events_1m", MINUTE), ("events_1h", HOUR)] {
+                            let clear = ROLLUP_REBUILD_CLEAR.replace("{rollup}", table);
+                            let rebuild = ROLLUP_REBUILD.replace("{rollup}", table);
+                            let clear = tx.prepare_cached(&clear).await.map_err(pg_error(OP))?;
+                            tx.execute(&clear, &[&p.tenant, &p.stream, &from, &to])
+                                .await
+                                .map_err(pg_error(OP))?;
+                            let rebuild =
+                                tx.prepare_cached(&rebuild).await.map_err(pg_error(OP))?;
+                            tx.execute(&rebuild, &[&p.tenant, &p.stream, &from, &to, &width])
+                                .await
+                                .map_err(pg_error(OP))?;
+                        }
+                    }
+                }
+            }
+            let done = tx
+                .prepare_cached(WARM_PARTITION_DONE)
+                .await
+                .map_err(pg_error(OP))?;
+            tx.execute(&done, &[&p.tenant, &p.stream, &p.day, &from, &to])
+                .await
+                .map_err(pg_error(OP))?;
+        }
+        tx.commit().await.map_err(pg_error(OP))?;
+        if self.mode == WarmMode::Timescale && removed > 0 {
+            self.refresh_after_flush(&client).await;
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_slots_and_bounds() {
+        assert_eq!(day_lock_slot(0), 0);
+        assert_eq!(day_lock_slot(-1), 63, "negative days wrap into the slots");
+        assert_eq!(day_lock_slot(DAY_LOCK_SLOTS + 5), 5);
+        assert_eq!(day_of_micros(-1), -1);
+        assert_eq!(day_of_micros(DAY_MICROS), 1);
+        assert_eq!(day_bounds(1), (DAY_MICROS, 2 * DAY_MICROS));
+        let (lo, hi) = day_bounds(i64::MAX);
+        assert!(lo <= hi && hi == MAX_TS);
+        let marks: ExportMarks = [("a".to_owned(), 3), ("b".to_owned(), u64::MAX)].into();
+        assert_eq!(mark_columns(&marks), (vec!["a", "b"], vec![3, i64::MAX]));
+    }
+}

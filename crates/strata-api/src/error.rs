@@ -535,6 +535,26 @@ mod tests {
         .into();
         assert_eq!(storage.kind(), ErrorKind::Internal);
         assert!(!storage.message().contains("sda1"));
+
+        let no_cold: ApiError = strata_core::Error::Unavailable {
+            tier: strata_core::Tier::Cold,
+            op: "archive",
+            message: "no cold tier is configured".into(),
+        }
+        .into();
+        assert_eq!(no_cold.kind().http_status(), StatusCode::NOT_IMPLEMENTED);
+        assert_eq!(no_cold.retry_after_secs(), None);
+        assert_eq!(
+            tonic::Status::from(no_cold).code(),
+            tonic::Code::FailedPrecondition
+        );
+        let cold_down: ApiError = strata_core::Error::Unavailable {
+            tier: strata_core::Tier::Cold,
+            op: "read",
+            message: "connection refused".into(),
+        }
+        .into();
+        assert_eq!(cold_down.kind(), ErrorKind::Unavailable);
     }
 
     #[test]

@@ -366,6 +366,52 @@ async fn verify_reports_altered_missing_and_extra_files() {
         .unwrap()
         .into_inner();
     assert!(other.ok, "{other:?}");
+
+    // Reading a damaged archive breaks off, and the client can tell: a trailing error line
+    // over REST, an error status over gRPC.
+    let (status, body) = rig
+        .get(&format!("/v1/archive/events?tenant=acme&{}", range_query()))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let last: Value = serde_json::from_str(body.lines().last().unwrap()).unwrap();
+    assert!(last["error"]["code"].is_string(), "{last}");
+    assert_eq!(
+        body.lines()
+            .filter(|l| l.starts_with(r#"{"error""#))
+            .count(),
+        1,
+        "nothing after the error"
+    );
+    assert!(body.lines().count() < rig.ids("acme").len() + 1);
+    let mut stream = grpc
+        .read(pb::ReadArchiveRequest {
+            tenant: "acme".into(),
+            from: Some(ts(day0())),
+            to: Some(ts(day0() + 3 * DAY_MICROS)),
+            stream: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let failed = loop {
+        match stream.message().await {
+            Ok(Some(_)) => {}
+            Ok(None) => break None,
+            Err(status) => break Some(status),
+        }
+    };
+    assert!(
+        failed.is_some(),
+        "a damaged archive must not read as complete"
+    );
+    // The other tenant's archive still reads in full.
+    let (_, body) = rig
+        .get(&format!(
+            "/v1/archive/events?tenant=other&{}",
+            range_query()
+        ))
+        .await;
+    assert_eq!(body.lines().count(), rig.ids("other").len(), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -462,6 +508,8 @@ async fn a_node_without_a_cold_tier_says_so() {
         rig.post("/v1/archive/verify?tenant=acme").await,
         rig.get(&format!("/v1/archive/events?tenant=acme&{}", range_query()))
             .await,
+        rig.post("/v1/archive/legal-hold?tenant=acme&stream=click&date=2026-01-01&on=true")
+            .await,
     ] {
         assert_eq!(status, 501, "{body}");
         assert!(body.contains("cold_tier_not_configured"), "{body}");
@@ -475,4 +523,63 @@ async fn a_node_without_a_cold_tier_says_so() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_archive_is_in_reflection_health_and_openapi() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let rig = rig(false).await;
+    let channel = tonic::transport::Channel::from_shared(rig.grpc.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let health = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest {
+            service: "strata.v1.Archive".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(health.status(), ServingStatus::Serving);
+    let mut answers = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter(vec![ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(
+                "strata.v1.Archive".into(),
+            )),
+        }]))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::FileDescriptorResponse(files)) =
+        answers.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("expected the descriptor of archive.proto");
+    };
+    assert!(!files.file_descriptor_proto.is_empty());
+
+    let (status, body) = rig.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    for path in [
+        "/v1/archive/partitions",
+        "/v1/archive/events",
+        "/v1/archive/verify",
+        "/v1/archive/legal-hold",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} missing");
+    }
+    for schema in ["PartitionsBody", "VerifyBody", "HoldBody"] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "{schema} missing"
+        );
+    }
 }

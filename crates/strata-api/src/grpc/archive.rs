@@ -3,7 +3,7 @@
 
 use std::{pin::Pin, time::Instant};
 
-use futures::{Stream, StreamExt, stream};
+use futures::{Stream, StreamExt, future, stream};
 use strata_core::cold::{VerifyIssue, VerifyReport};
 use strata_proto::v1::{self as pb, archive_server::Archive};
 use strata_tiering::Store;
@@ -21,6 +21,9 @@ use crate::{
 
 /// Most events per `Read` message.
 const BATCH_EVENTS: usize = 500;
+/// A `Read` message is closed once its events reach about this many bytes, so a batch of
+/// large payloads stays far below the encoding limit (see `replay::max_encoded_message`).
+const BATCH_BYTES: usize = 1024 * 1024;
 
 /// The archive service over the store.
 #[derive(Debug, Clone)]
@@ -134,12 +137,30 @@ impl Archive for ArchiveService {
             }
         };
         record_grpc("Archive.Read", started, tonic::Code::Ok);
+        // Nothing after the first error: it ends the call with its status.
+        let events = events.scan(false, |failed, r| {
+            let item = if *failed {
+                None
+            } else {
+                *failed = r.is_err();
+                Some(r)
+            };
+            future::ready(item)
+        });
         let batches = events.ready_chunks(BATCH_EVENTS).flat_map(|chunk| {
             let mut out = Vec::with_capacity(2);
             let mut batch = pb::ReadArchiveResponse::default();
+            let mut bytes = 0;
             for item in chunk {
                 match item {
-                    Ok(e) => batch.events.push(stored_to_proto(e)),
+                    Ok(e) => {
+                        bytes += e.event.approx_size();
+                        batch.events.push(stored_to_proto(e));
+                        if bytes >= BATCH_BYTES {
+                            out.push(Ok(std::mem::take(&mut batch)));
+                            bytes = 0;
+                        }
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "archive read broke off");
                         if !batch.events.is_empty() {

@@ -8,10 +8,13 @@
 //!   manifest chain walked. With `progress=true` the answer is NDJSON progress lines and a
 //!   final `{"report": {...}}` line, so a CLI can draw a progress bar over a long verify. The
 //!   verify runs in its own task; if the client goes away it still runs to the end (it only
-//!   reads), and its result is dropped.
+//!   reads, and it is bounded by the archive's size), and its result is dropped. Without
+//!   `progress` the whole verify must finish within the request timeout (`504` otherwise),
+//!   so large archives are verified with `progress=true`, whose body has no time limit.
 //! * `POST /v1/archive/legal-hold?tenant=T&stream=S&date=D&on=true|false`.
 //!
-//! A node without a cold tier answers `501 cold_tier_not_configured`.
+//! A node without a cold tier answers `501 cold_tier_not_configured`: not `503`, because
+//! retrying cannot help until the node is restarted with a cold tier.
 
 use std::{
     convert::Infallible,
@@ -26,7 +29,7 @@ use axum::{
     http::header,
     response::{IntoResponse, Response},
 };
-use futures::{StreamExt, stream};
+use futures::{StreamExt, future, stream};
 use serde::{Deserialize, Serialize};
 use strata_core::cold::{PartitionInfo, PartitionKey, VerifyIssue, VerifyReport, parse_day};
 use strata_tiering::{ReplayParams, ReplayRequest, Store};
@@ -332,17 +335,23 @@ pub(crate) async fn events(
         .store
         .archive_read(&read.tenant, read.range, read.stream.as_deref())
         .await?;
+    // The first error is the last line, whatever the reader would yield after it.
     let lines = events
-        .map(|r| match r {
-            Ok(e) => {
-                let mut line = e.to_json();
-                line.push('\n');
-                line
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "archive read broke off");
-                error_line(&ApiError::from(e))
-            }
+        .scan(false, |failed, r| {
+            let line = match r {
+                _ if *failed => None,
+                Ok(e) => {
+                    let mut line = e.to_json();
+                    line.push('\n');
+                    Some(line)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "archive read broke off");
+                    *failed = true;
+                    Some(error_line(&ApiError::from(e)))
+                }
+            };
+            future::ready(line)
         })
         .ready_chunks(CHUNK_LINES)
         .map(|chunk| Ok::<_, Infallible>(Bytes::from(chunk.concat())));

@@ -761,8 +761,18 @@ impl ColdTier for ColdStore {
             // Above the live version: an export or compaction that never went live (only
             // once the grace period passed: it may still be running). At or below: a file a
             // later version dropped (compacted away).
+            // At or below the live version, a file its own version's manifest lists was
+            // superseded (kept for the grace period); one it does not list is the orphan of
+            // an attempt that crashed before that version went live, safe to remove now
+            // (writers only ever write above the live version).
+            let superseded = v <= live_version
+                && !superseded_removable
+                && match self.load_manifest(partition, v, None).await {
+                    Ok((m, _)) => m.files.iter().any(|f| f.key == meta.key),
+                    Err(_) => true,
+                };
             if (v > live_version && meta.last_modified > cutoff)
-                || (v <= live_version && !superseded_removable)
+                || superseded
                 || self.retention_for(partition).is_some()
             {
                 continue;

@@ -712,3 +712,54 @@ async fn a_node_without_the_exporter_leaves_late_events_to_warm() {
     assert!(assert_exact(&rig.store, &all, "after the amendment").await);
     assert_verified(&rig, "after the amendment").await;
 }
+
+/// Late-event amendments racing exports and compactions of the same partitions: each writes
+/// the partition's next manifest version, so without one writer per partition at a time they
+/// would remove each other's files. Every answer stays exact and the archive verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_amendments_race_exports_and_compactions() {
+    // Readers (the late path's cold dedupe) resolve versions outside the writer lock, so
+    // replaced files must outlive them: the production grace period, not the zero one of the
+    // other tests.
+    let rig = rig(ColdConfig {
+        orphan_grace: Duration::from_secs(3600),
+        ..test_config()
+    })
+    .await;
+    let mut all = events(600, 1);
+    ingest_and_flush(&rig, &all).await;
+    export_all(&rig).await;
+    let late_rounds: Vec<Vec<Event>> = (0..30).map(|round| events(20, 100 + round)).collect();
+    // The amendments run on their own task (in parallel with the exporter on the two
+    // runtime threads), as requests do next to the exporter task in `strata serve`.
+    let store = rig.store.clone();
+    let rounds = late_rounds.clone();
+    let ingesting = tokio::spawn(async move {
+        for late in rounds {
+            let report = store
+                .ingest(DecodedBatch {
+                    events: late.clone(),
+                    rejected: Vec::new(),
+                })
+                .await
+                .unwrap();
+            assert_eq!(report.accepted, late.len());
+            assert_eq!(report.duplicates, 0);
+        }
+    });
+    while !ingesting.is_finished() {
+        rig.flusher.flush_due().await.unwrap();
+        rig.exporter.export_due().await.unwrap();
+        rig.exporter.maintain().await.unwrap();
+    }
+    ingesting.await.unwrap();
+    all.extend(late_rounds.into_iter().flatten());
+    rig.flusher.flush_due().await.unwrap();
+    export_all(&rig).await;
+    rig.exporter.maintain().await.unwrap();
+    assert!(assert_exact(&rig.store, &all, "after the race").await);
+    for tenant in ["acme", "other"] {
+        let report = rig.store.archive_verify(tenant, None).await.unwrap();
+        assert!(report.is_ok(), "verify {tenant}: {report:#?}");
+    }
+}

@@ -115,6 +115,15 @@ pub struct ServeArgs {
         help_heading = "Cold tier"
     )]
     pub exporter: bool,
+    /// Run the exporter only on the node with this id (e.g. the first pod of a StatefulSet,
+    /// which the Helm chart sets); every other node then behaves as with `--exporter false`.
+    #[arg(
+        long,
+        env = "STRATA_EXPORTER_NODE",
+        value_parser = parse_node_id,
+        help_heading = "Cold tier"
+    )]
+    pub exporter_node: Option<String>,
     /// How long a graceful shutdown (SIGTERM/SIGINT) may take: in-flight requests finish and
     /// the hot tier completes its commits within it; a second signal cuts it short.
     #[arg(
@@ -474,6 +483,14 @@ pub struct FlushArgs {
         value_parser = parse_retention
     )]
     pub warm_retention: Retention,
+}
+
+impl ServeArgs {
+    /// Whether the node `node` runs the exporter: `--exporter`, narrowed to
+    /// `--exporter-node` when that is set.
+    pub fn runs_exporter(&self, node: &str) -> bool {
+        self.exporter && self.exporter_node.as_deref().is_none_or(|n| n == node)
+    }
 }
 
 /// The query-result cache and replay throttling.
@@ -906,6 +923,33 @@ mod tests {
         assert_eq!(flush.flush_interval, lib.flush_interval);
         assert_eq!(flush.max_batch_events, lib.max_batch_events);
         assert_eq!(flush.warm_retention, Some(Duration::from_secs(90 * 86_400)));
+    }
+
+    #[test]
+    fn the_exporter_runs_where_configured() {
+        let serve = |args: &[&str]| {
+            let mut all = vec!["serve"];
+            all.extend_from_slice(args);
+            match parse(&all).unwrap().command {
+                Command::Serve(s) => s,
+                _ => panic!("not serve"),
+            }
+        };
+        assert!(serve(&[]).runs_exporter("strata-1"));
+        assert!(!serve(&["--exporter", "false"]).runs_exporter("strata-0"));
+        let one = serve(&["--exporter-node", "strata-0"]);
+        assert!(one.runs_exporter("strata-0"));
+        assert!(!one.runs_exporter("strata-1"));
+        assert!(
+            !serve(&["--exporter", "false", "--exporter-node", "strata-0"])
+                .runs_exporter("strata-0")
+        );
+        let reads = serve(&[]).reads;
+        assert_eq!(
+            reads.store_config(None, true),
+            strata_tiering::StoreConfig::default(),
+            "the flags' defaults are the library's"
+        );
     }
 
     #[test]

@@ -91,7 +91,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // are checked against warm.
     let flusher = Flusher::for_store(&store, args.flush.to_config());
     let exporter = args
-        .exporter
+        .runs_exporter(store.node())
         .then(|| {
             Exporter::for_store(
                 &store,
@@ -361,9 +361,10 @@ async fn open_store(args: &ServeArgs) -> Result<(Store, Option<Connector>)> {
             return Err(e);
         }
     };
+    let writes_cold = args.runs_exporter(&node);
     let store = Store::new(hot, warm, node, args.limits.to_limits()).with_config(
         args.reads
-            .store_config(args.flush.warm_retention.0, args.exporter),
+            .store_config(args.flush.warm_retention.0, writes_cold),
     );
     let store = match cold {
         Some(cold) => store.with_cold(cold),

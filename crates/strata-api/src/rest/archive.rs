@@ -17,19 +17,16 @@
 //! retrying cannot help until the node is restarted with a cold tier.
 
 use std::{
-    convert::Infallible,
     sync::Mutex,
     time::{Duration, Instant},
 };
 
 use axum::{
     Json,
-    body::{Body, Bytes},
     extract::{Query, State},
-    http::header,
     response::{IntoResponse, Response},
 };
-use futures::{StreamExt, future, stream};
+use futures::{StreamExt, future};
 use serde::{Deserialize, Serialize};
 use strata_core::cold::{PartitionInfo, PartitionKey, VerifyIssue, VerifyReport, parse_day};
 use strata_tiering::{ReplayParams, ReplayRequest, Store};
@@ -37,11 +34,12 @@ use strata_types::{TimeRange, time::format_rfc3339};
 use tokio::sync::mpsc;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{AppState, replay::error_line};
+use super::{
+    AppState,
+    replay::{error_line, ndjson},
+};
 use crate::error::{ApiError, ErrorBody, ErrorKind};
 
-/// Lines gathered into one body chunk when they are ready at once.
-const CHUNK_LINES: usize = 256;
 /// Progress lines are sent at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 
@@ -336,30 +334,23 @@ pub(crate) async fn events(
         .archive_read(&read.tenant, read.range, read.stream.as_deref())
         .await?;
     // The first error is the last line, whatever the reader would yield after it.
-    let lines = events
-        .scan(false, |failed, r| {
-            let line = match r {
-                _ if *failed => None,
-                Ok(e) => {
-                    let mut line = e.to_json();
-                    line.push('\n');
-                    Some(line)
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "archive read broke off");
-                    *failed = true;
-                    Some(error_line(&ApiError::from(e)))
-                }
-            };
-            future::ready(line)
-        })
-        .ready_chunks(CHUNK_LINES)
-        .map(|chunk| Ok::<_, Infallible>(Bytes::from(chunk.concat())));
-    Ok((
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
-        Body::from_stream(lines),
-    )
-        .into_response())
+    let lines = events.scan(false, |failed, r| {
+        let line = match r {
+            _ if *failed => None,
+            Ok(e) => {
+                let mut line = e.to_json();
+                line.push('\n');
+                Some(line)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "archive read broke off");
+                *failed = true;
+                Some(error_line(&ApiError::from(e)))
+            }
+        };
+        future::ready(line)
+    });
+    Ok(ndjson(lines))
 }
 
 /// Verifies a tenant's archive.
@@ -418,16 +409,7 @@ pub(crate) async fn verify(
         };
         let _ = tx.send(line).await;
     });
-    let body = stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|line| (Ok::<_, Infallible>(Bytes::from(line)), rx))
-    });
-    Ok((
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
-        Body::from_stream(body),
-    )
-        .into_response())
+    Ok(ndjson(tokio_stream::wrappers::ReceiverStream::new(rx)))
 }
 
 /// Places or lifts the legal hold of one archive partition.

@@ -124,19 +124,24 @@ pub(crate) async fn replay(
         Some(Err(e)) => return Err(e.into()),
         None => None,
     };
-    let lines = stream::iter(first.map(Ok))
-        .chain(events)
-        .map(|r| match r {
-            Ok(item) => line_of(&item),
-            Err(e) => error_line(&ApiError::from(e)),
-        })
+    let lines = stream::iter(first.map(Ok)).chain(events).map(|r| match r {
+        Ok(item) => line_of(&item),
+        Err(e) => error_line(&ApiError::from(e)),
+    });
+    Ok(ndjson(lines))
+}
+
+/// An `application/x-ndjson` response streaming `lines` (each ending in a newline), with
+/// the lines that are ready at once sent as one body chunk.
+pub(crate) fn ndjson(lines: impl futures::Stream<Item = String> + Send + 'static) -> Response {
+    let body = lines
         .ready_chunks(CHUNK_LINES)
         .map(|chunk| Ok::<_, Infallible>(Bytes::from(chunk.concat())));
-    Ok((
+    (
         [(header::CONTENT_TYPE, "application/x-ndjson")],
-        Body::from_stream(lines),
+        Body::from_stream(body),
     )
-        .into_response())
+        .into_response()
 }
 
 fn line_of(item: &ReplayItem) -> String {

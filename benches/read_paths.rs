@@ -31,10 +31,7 @@ use futures::StreamExt;
 use hdrhistogram::Histogram;
 use strata_api::{ApiConfig, Server, install_metrics_recorder};
 use strata_cold::{ColdConfig, ColdStore, S3Options, open_blob_store};
-use strata_core::{
-    cold::DAY_MICROS,
-    warm::{HotWatermark, ScanRequest},
-};
+use strata_core::{cold::DAY_MICROS, hot::HotWatermark, warm::ScanRequest};
 use strata_hot::{HotConfig, HotStore};
 use strata_proto::v1::{self as pb, query_client::QueryClient};
 use strata_tiering::{
@@ -50,7 +47,7 @@ use tokio_util::sync::CancellationToken;
 
 const TENANT: &str = "bench";
 const NODE: &str = "bench-node";
-const HOUR: i64 = 3_600_000_000;
+use strata_types::time::HOUR;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -289,7 +286,8 @@ async fn bare_rate(store: &Store, tier: &str, range: TimeRange) -> (usize, f64) 
         }
         _ => {
             let parts = store
-                .warm()
+                .handoff()
+                .unwrap()
                 .cold_partitions(Some(TENANT), Some(range))
                 .await
                 .unwrap();
@@ -316,9 +314,12 @@ async fn main() {
         .await
         .unwrap()
         .unwrap();
-    let warm = strata_warm::open_warm("embedded", &WarmConfig::new(dir.path()))
-        .await
-        .unwrap();
+    let warm = strata_warm::open_warm(
+        &strata_warm::WarmUrl::embedded(),
+        &WarmConfig::new(dir.path()),
+    )
+    .await
+    .unwrap();
     let blobs = open_blob_store(
         &format!("file://{}", dir.path().join("cold").display()),
         &S3Options::default(),
@@ -326,9 +327,9 @@ async fn main() {
     .await
     .unwrap();
     let cold = Arc::new(ColdStore::new(blobs, ColdConfig::default()));
-    let store = Store::new(Arc::new(hot), warm, NODE, Limits::default())
+    let store = Store::new(Arc::new(hot), warm.clone(), NODE, Limits::default())
         .with_config(StoreConfig::default())
-        .with_cold(cold);
+        .with_cold(cold, warm);
 
     let filling = Instant::now();
     let regions = fill(&store, per_day).await;

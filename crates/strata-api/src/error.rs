@@ -1,6 +1,10 @@
 //! Errors: this crate's own [`Error`], and [`ApiError`], the one place where every failure a
 //! request can meet becomes an HTTP status, a gRPC code and a stable error body.
 //!
+//! Every variant of [`strata_tiering::Error`] and [`strata_core::Error`] is mapped by name,
+//! with no catch-all, so a new kind of failure does not compile until someone decides what
+//! clients see for it. Nothing here looks at an operation name or a message text.
+//!
 //! Server-side failures (a tier that failed or is unreachable) are logged here, once, with
 //! their full context; clients only ever see the stable `code`, a message written for them,
 //! and the offending `field`.
@@ -13,9 +17,10 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::Serialize;
+use strata_core::Tier;
 use strata_types::{QueryError, Rejection, decode::BatchError, validate::FieldError};
-use utoipa::ToSchema;
+
+pub use crate::http::{ErrorBody, RejectionBody};
 
 /// Boxed error from a server library.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -55,6 +60,9 @@ pub enum Error {
 }
 
 /// The kinds of request failure; each has a stable `code`, an HTTP status and a gRPC code.
+///
+/// The codes are part of the API contract (clients match on them, the OpenAPI document
+/// lists them): a kind may be added, but a code never changes meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
     /// The body is not JSON of the expected framing, or could not be read.
@@ -75,7 +83,7 @@ pub enum ErrorKind {
     InvalidParameter,
     /// The query string as a whole cannot be parsed.
     InvalidQueryString,
-    /// The requested event does not exist for this tenant.
+    /// The requested event (or other object) does not exist for this tenant.
     NotFound,
     /// No route has this path.
     RouteNotFound,
@@ -83,12 +91,17 @@ pub enum ErrorKind {
     PartitionNotFound,
     /// The node has no cold tier, so there is no archive to read.
     ColdTierNotConfigured,
+    /// A tier of this node cannot do what the request asks at all; retrying will not help.
+    Unsupported,
     /// The route exists but not with this method.
     MethodNotAllowed,
     /// A tier is at its budget; retry later.
     Full,
-    /// A tier cannot be reached now; retry later.
+    /// A tier cannot be reached now, or lost a race with a concurrent update; retry later.
     Unavailable,
+    /// The warm tier (PostgreSQL or the embedded warm store) cannot be reached now; retry
+    /// later. Its own code, so operators and clients tell a database outage from the rest.
+    WarmUnavailable,
     /// The node is shutting down.
     ShuttingDown,
     /// The node has too many requests in flight.
@@ -102,6 +115,33 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 23] = [
+        Self::InvalidBody,
+        Self::EmptyBatch,
+        Self::TooManyEvents,
+        Self::BodyTooLarge,
+        Self::UnsupportedMediaType,
+        Self::InvalidEvents,
+        Self::MissingParameter,
+        Self::InvalidParameter,
+        Self::InvalidQueryString,
+        Self::NotFound,
+        Self::RouteNotFound,
+        Self::PartitionNotFound,
+        Self::ColdTierNotConfigured,
+        Self::Unsupported,
+        Self::MethodNotAllowed,
+        Self::Full,
+        Self::Unavailable,
+        Self::WarmUnavailable,
+        Self::ShuttingDown,
+        Self::Overloaded,
+        Self::Timeout,
+        Self::NotReady,
+        Self::Internal,
+    ];
+
     /// The stable, documented error code clients match on.
     pub fn code(self) -> &'static str {
         match self {
@@ -118,15 +158,23 @@ impl ErrorKind {
             Self::RouteNotFound => "route_not_found",
             Self::PartitionNotFound => "partition_not_found",
             Self::ColdTierNotConfigured => "cold_tier_not_configured",
+            Self::Unsupported => "unsupported",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Full => "full",
             Self::Unavailable => "unavailable",
+            Self::WarmUnavailable => "warm_unavailable",
             Self::ShuttingDown => "shutting_down",
             Self::Overloaded => "overloaded",
             Self::Timeout => "timeout",
             Self::NotReady => "not_ready",
             Self::Internal => "internal",
         }
+    }
+
+    /// The kind whose [`code`](Self::code) is `code`, for clients decoding an
+    /// [`ErrorBody`]; `None` for a code this version does not know.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.code() == code)
     }
 
     /// The HTTP status of this kind.
@@ -142,10 +190,12 @@ impl ErrorKind {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotFound | Self::RouteNotFound | Self::PartitionNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            // Not retryable on this node: it was started without `--cold`.
-            Self::ColdTierNotConfigured => StatusCode::NOT_IMPLEMENTED,
+            // Not retryable on this node: it was started without `--cold`, or its backend
+            // lacks the operation.
+            Self::ColdTierNotConfigured | Self::Unsupported => StatusCode::NOT_IMPLEMENTED,
             Self::Full
             | Self::Unavailable
+            | Self::WarmUnavailable
             | Self::ShuttingDown
             | Self::Overloaded
             | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
@@ -167,45 +217,18 @@ impl ErrorKind {
             | Self::InvalidParameter
             | Self::InvalidQueryString => tonic::Code::InvalidArgument,
             Self::NotFound | Self::RouteNotFound | Self::PartitionNotFound => tonic::Code::NotFound,
-            Self::MethodNotAllowed => tonic::Code::Unimplemented,
+            Self::MethodNotAllowed | Self::Unsupported => tonic::Code::Unimplemented,
             Self::ColdTierNotConfigured => tonic::Code::FailedPrecondition,
-            Self::Full | Self::Unavailable | Self::ShuttingDown | Self::NotReady => {
-                tonic::Code::Unavailable
-            }
+            Self::Full
+            | Self::Unavailable
+            | Self::WarmUnavailable
+            | Self::ShuttingDown
+            | Self::NotReady => tonic::Code::Unavailable,
             Self::Overloaded => tonic::Code::ResourceExhausted,
             Self::Timeout => tonic::Code::DeadlineExceeded,
             Self::Internal => tonic::Code::Internal,
         }
     }
-}
-
-/// The JSON body of every REST error.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(example = json!({"code": "invalid_parameter", "message": "bucket: must be a whole number of seconds from 1s to 1d", "field": "bucket"}))]
-pub struct ErrorBody {
-    /// Stable snake_case error code (`invalid_parameter`, `not_found`, `full`, ...).
-    pub code: &'static str,
-    /// What went wrong, for people.
-    pub message: String,
-    /// The offending field or parameter, when one is to blame.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    /// For `invalid_events`: why each event was rejected.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<RejectionBody>)]
-    pub rejected: Vec<Rejection>,
-}
-
-/// Why one event of a batch was not stored.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RejectionBody {
-    /// Position of the event in the batch (array index or NDJSON line from 0, blank lines
-    /// not counted).
-    pub index: usize,
-    /// The offending field (`ts`, `attrs.page`, ...); empty when the event as a whole is bad.
-    pub field: String,
-    /// What is wrong and which limit applies.
-    pub reason: String,
 }
 
 /// A request failure, ready to become an HTTP response or a gRPC status.
@@ -329,13 +352,23 @@ impl ApiError {
         self.field.as_deref()
     }
 
+    /// The suggested wait before retrying, if the failure is worth retrying.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
     /// The JSON body clients receive.
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
-            code: self.kind.code(),
+            code: self.kind.code().to_owned(),
             message: self.message.clone(),
             field: self.field.clone(),
-            rejected: self.rejected.clone(),
+            rejected: self
+                .rejected
+                .iter()
+                .cloned()
+                .map(RejectionBody::from)
+                .collect(),
         }
     }
 
@@ -357,10 +390,22 @@ impl std::error::Error for ApiError {}
 
 impl From<strata_tiering::Error> for ApiError {
     fn from(e: strata_tiering::Error) -> Self {
+        use strata_tiering::Error as E;
         match e {
-            strata_tiering::Error::Batch(b) => b.into(),
-            strata_tiering::Error::Query(q) => q.into(),
-            strata_tiering::Error::Tier(t) => t.into(),
+            E::Batch(b) => b.into(),
+            E::Rejected(rejected) => Self::invalid_events(rejected),
+            E::Query(q) => q.into(),
+            // A configuration fact, not an outage: it must not invite retries.
+            E::NoColdTier => Self::new(
+                ErrorKind::ColdTierNotConfigured,
+                "this node has no cold tier (start it with --cold)",
+            ),
+            // The key is the client's own tenant, stream and day.
+            E::PartitionNotFound(partition) => Self::new(
+                ErrorKind::PartitionNotFound,
+                format!("partition {partition} is not in the archive"),
+            ),
+            E::Tier(t) => t.into(),
         }
     }
 }
@@ -404,23 +449,39 @@ impl From<strata_core::Error> for ApiError {
                 )
                 .with_retry_after(retry_after)
             }
-            // The store's answer to an archive call on a node started without a cold tier:
-            // a configuration fact, not an outage, so it must not invite retries.
-            E::Unavailable {
-                tier: strata_core::Tier::Cold,
-                op: "archive",
-                ..
-            } => Self::new(
-                ErrorKind::ColdTierNotConfigured,
-                "this node has no cold tier (start it with --cold)",
-            ),
             E::Unavailable { tier, op, message } => {
                 tracing::error!(%tier, op, %message, "tier unavailable");
+                let kind = match tier {
+                    Tier::Warm => ErrorKind::WarmUnavailable,
+                    Tier::Hot | Tier::Cold => ErrorKind::Unavailable,
+                };
+                Self::new(kind, format!("the {tier} tier is unavailable; retry later"))
+                    .with_retry_after(DEFAULT_RETRY_AFTER)
+            }
+            // The tier retries a lost compare-and-set itself; one that reaches a client means
+            // those retries ran out under contention, which passes.
+            E::Conflict { tier, op, message } => {
+                tracing::warn!(%tier, op, %message, "concurrent updates outlasted the retries");
                 Self::new(
                     ErrorKind::Unavailable,
-                    format!("the {tier} tier is unavailable; retry later"),
+                    format!("the {tier} tier is busy with concurrent updates; retry later"),
                 )
                 .with_retry_after(DEFAULT_RETRY_AFTER)
+            }
+            E::Unsupported { tier, op } => {
+                tracing::error!(%tier, op, "operation not supported by the tier's backend");
+                Self::new(
+                    ErrorKind::Unsupported,
+                    format!("the {tier} tier of this node does not support this operation"),
+                )
+            }
+            // `what` may name storage objects, so it stays in the log.
+            E::NotFound { tier, what } => {
+                tracing::info!(%tier, %what, "not found in a tier");
+                Self::new(
+                    ErrorKind::NotFound,
+                    format!("the {tier} tier has no such data"),
+                )
             }
             E::ShuttingDown { tier } => {
                 tracing::info!(%tier, "refusing a request: shutting down");
@@ -509,84 +570,4 @@ impl From<ApiError> for tonic::Status {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tier_errors_map_to_statuses_without_leaking_internals() {
-        let full: ApiError = strata_core::Error::Full {
-            tier: strata_core::Tier::Hot,
-            reason: "disk budget of 10 GiB at /secret/path".into(),
-            retry_after: Duration::from_millis(1500),
-        }
-        .into();
-        assert_eq!(full.kind().http_status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert!(!full.message().contains("/secret/path"));
-        assert_eq!(full.retry_after_secs(), Some(2));
-        let status = tonic::Status::from(full);
-        assert_eq!(status.code(), tonic::Code::Unavailable);
-        assert_eq!(status.metadata().get("retry-after").unwrap(), "2");
-
-        let storage: ApiError = strata_core::Error::storage(
-            strata_core::Tier::Hot,
-            "append",
-            std::io::Error::other("disk /dev/sda1 failed"),
-        )
-        .into();
-        assert_eq!(storage.kind(), ErrorKind::Internal);
-        assert!(!storage.message().contains("sda1"));
-
-        let no_cold: ApiError = strata_core::Error::Unavailable {
-            tier: strata_core::Tier::Cold,
-            op: "archive",
-            message: "no cold tier is configured".into(),
-        }
-        .into();
-        assert_eq!(no_cold.kind().http_status(), StatusCode::NOT_IMPLEMENTED);
-        assert_eq!(no_cold.retry_after_secs(), None);
-        assert_eq!(
-            tonic::Status::from(no_cold).code(),
-            tonic::Code::FailedPrecondition
-        );
-        let cold_down: ApiError = strata_core::Error::Unavailable {
-            tier: strata_core::Tier::Cold,
-            op: "read",
-            message: "connection refused".into(),
-        }
-        .into();
-        assert_eq!(cold_down.kind(), ErrorKind::Unavailable);
-    }
-
-    #[test]
-    fn field_errors_name_the_field_in_both_protocols() {
-        let e: ApiError = QueryError {
-            field: "bucket".into(),
-            reason: "must be a whole number of seconds".into(),
-        }
-        .into();
-        assert_eq!(e.field(), Some("bucket"));
-        let status = tonic::Status::from(e);
-        assert_eq!(status.code(), tonic::Code::InvalidArgument);
-        assert!(status.message().starts_with("bucket: "));
-        assert_eq!(
-            status.metadata().get(GRPC_FIELD_METADATA).unwrap(),
-            "bucket"
-        );
-        assert_eq!(
-            status.metadata().get(GRPC_CODE_METADATA).unwrap(),
-            "invalid_parameter"
-        );
-    }
-
-    #[test]
-    fn invalid_events_names_the_first_field() {
-        let e = ApiError::invalid_events(vec![Rejection {
-            index: 0,
-            field: "ts".into(),
-            reason: "is required".into(),
-        }]);
-        assert_eq!(e.field(), Some("ts"));
-        assert_eq!(e.body().rejected.len(), 1);
-        assert!(e.message().contains("ts: is required"), "{}", e.message());
-    }
-}
+mod tests;

@@ -62,11 +62,11 @@ async fn rig(with_cold: bool) -> Rig {
         .await
         .unwrap()
         .unwrap();
-    let warm = strata_warm::open_warm("embedded", &WarmConfig::new(dir.path()))
+    let warm = strata_warm::open_warm(&"embedded".parse().unwrap(), &WarmConfig::new(dir.path()))
         .await
         .unwrap();
     let cold_dir = dir.path().join("cold");
-    let mut store = Store::new(Arc::new(hot), warm, "node-a", Limits::default());
+    let mut store = Store::new(Arc::new(hot), warm.clone(), "node-a", Limits::default());
     let events = events();
     if with_cold {
         let blobs = open_blob_store(
@@ -79,7 +79,8 @@ async fn rig(with_cold: bool) -> Rig {
             orphan_grace: Duration::ZERO,
             ..ColdConfig::default()
         };
-        store = store.with_cold(Arc::new(ColdStore::new(blobs, config)));
+        // The same warm backend serves the store and the hand-off, as in `strata serve`.
+        store = store.with_cold(Arc::new(ColdStore::new(blobs, config)), warm);
         let report = store
             .ingest(DecodedBatch {
                 events: events.clone(),
@@ -582,4 +583,113 @@ async fn the_archive_is_in_reflection_health_and_openapi() {
             "{schema} missing"
         );
     }
+}
+
+/// The chunks of a response body, as the stream `NdjsonReader` reads.
+fn chunks(
+    response: reqwest::Response,
+) -> impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> {
+    futures::stream::unfold(response, |mut r| async move {
+        r.chunk().await.transpose().map(|chunk| (chunk, r))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_bodies_and_reader_decode_what_the_archive_sends() {
+    use futures::StreamExt;
+    use strata_api::http::{
+        ErrorBody, HoldBody, NdjsonError, NdjsonReader, PartitionsBody, StoredEventJson, VerifyLine,
+    };
+
+    let rig = rig(true).await;
+    let send = |post: bool, path: String| {
+        let url = format!("{}{path}", rig.http);
+        let request = if post {
+            rig.client.post(url)
+        } else {
+            rig.client.get(url)
+        };
+        async move { request.send().await.unwrap() }
+    };
+
+    let listed: PartitionsBody = send(false, "/v1/archive/partitions?tenant=acme".into())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.tenant, "acme");
+    let rows: u64 = listed.partitions.iter().map(|p| p.rows).sum();
+    assert_eq!(rows, rig.ids("acme").len() as u64);
+
+    let response = send(
+        false,
+        format!("/v1/archive/events?tenant=acme&{}", range_query()),
+    )
+    .await;
+    let mut reader = NdjsonReader::new(chunks(response));
+    let mut ids = BTreeSet::new();
+    while let Some(event) = reader.next_record::<StoredEventJson>().await.unwrap() {
+        assert_eq!(event.tenant, "acme");
+        assert!(ids.insert(event.id));
+    }
+    assert_eq!(ids, rig.ids("acme"));
+
+    let response = send(true, "/v1/archive/verify?tenant=acme&progress=true".into()).await;
+    let lines: Vec<VerifyLine> = NdjsonReader::new(chunks(response))
+        .records::<VerifyLine>()
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    let Some(VerifyLine::Report(report)) = lines.last() else {
+        panic!("the last line is the report: {lines:?}")
+    };
+    assert!(report.ok, "{report:?}");
+    assert!(
+        lines[..lines.len() - 1]
+            .iter()
+            .all(|l| matches!(l, VerifyLine::Progress(p) if p.done <= p.total))
+    );
+
+    let part = &listed.partitions[0];
+    let hold: HoldBody = send(
+        true,
+        format!(
+            "/v1/archive/legal-hold?tenant=acme&stream={}&date={}&on=true",
+            part.stream, part.date
+        ),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert!(hold.objects > 0);
+
+    let refused = send(false, "/v1/archive/partitions?tenant=Bad!".into()).await;
+    assert_eq!(refused.status(), 400);
+    let body: ErrorBody = refused.json().await.unwrap();
+    assert_eq!(body.code, "invalid_parameter");
+    assert_eq!(body.field.as_deref(), Some("tenant"));
+
+    // A damaged archive: the reader hands out the server's error, not a short answer.
+    let files = rig.parquet_files();
+    std::fs::remove_file(&files[0]).unwrap();
+    let response = send(
+        false,
+        format!("/v1/archive/events?tenant=acme&{}", range_query()),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let mut reader = NdjsonReader::new(chunks(response));
+    let failure = loop {
+        match reader.next_record::<StoredEventJson>().await {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("a damaged archive must not read as complete"),
+            Err(e) => break e,
+        }
+    };
+    let NdjsonError::Server(body) = failure else {
+        panic!("expected the server's error line, got {failure:?}")
+    };
+    assert!(body.kind().is_some(), "{body:?}");
+    assert!(reader.next_line().await.unwrap().is_none());
 }

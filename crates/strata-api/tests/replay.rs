@@ -389,3 +389,71 @@ async fn grpc_stream_equals_the_store_and_resumes() {
     }
     server.stop().await;
 }
+
+/// The chunks of a response body, as the stream `NdjsonReader` reads.
+fn chunks(
+    response: reqwest::Response,
+) -> impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> {
+    futures::stream::unfold(response, |mut r| async move {
+        r.chunk().await.transpose().map(|chunk| (chunk, r))
+    })
+}
+
+#[tokio::test]
+async fn the_shared_reader_and_bodies_decode_a_replay() {
+    use strata_api::http::{ErrorBody, NdjsonReader, ReplayLine};
+
+    let server = seeded().await;
+    let (from, to, range) = range();
+    let all = store_replay(&server, ReplayRequest::new("acme", range)).await;
+    let url = format!(
+        "{}/v1/replay?{}",
+        server.http,
+        query_string(&[("tenant", "acme"), ("from", &from), ("to", &to)])
+    );
+
+    // Raw lines: the server's bytes, so a client can checksum the events.
+    let response = server.client.get(&url).send().await.unwrap();
+    let mut reader = NdjsonReader::new(chunks(response));
+    let mut raw = Vec::new();
+    while let Some(line) = reader.next_line().await.unwrap() {
+        raw.push(String::from_utf8(line.to_vec()).unwrap());
+    }
+    let want: Vec<String> = all.iter().map(ReplayItem::line).collect();
+    assert_eq!(raw, want);
+
+    // Decoded lines: the event and its cursor.
+    let response = server.client.get(&url).send().await.unwrap();
+    let lines: Vec<ReplayLine> = NdjsonReader::new(chunks(response))
+        .records::<ReplayLine>()
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    assert_eq!(lines.len(), all.len());
+    for (line, item) in lines.iter().zip(&all) {
+        assert_eq!(line.event.id, item.event.event.id);
+        assert_eq!(line.event.tenant, "acme");
+        assert_eq!(line.cursor, item.cursor.encode());
+        assert_eq!(
+            line.event.payload.as_ref().unwrap()["text"],
+            "a \"quoted\"\nline é"
+        );
+    }
+
+    // A replay that cannot start is an ordinary error response with the shared body.
+    let response = server
+        .client
+        .get(format!(
+            "{}/v1/replay?{}",
+            server.http,
+            query_string(&[("tenant", "acme"), ("from", &from), ("to", &from)])
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: ErrorBody = response.json().await.unwrap();
+    assert_eq!(body.kind(), Some(strata_api::ErrorKind::InvalidParameter));
+    assert_eq!(body.field.as_deref(), Some("to"));
+    server.stop().await;
+}

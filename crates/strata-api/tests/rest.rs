@@ -26,10 +26,11 @@ fn buckets(body: &Value) -> Vec<(String, Option<String>, Option<f64>)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ingests_a_json_array_and_reads_events_back_byte_for_byte() {
+async fn ingests_a_json_array_and_reads_events_back_with_compact_payloads() {
     let server = TestServer::start().await;
     let t = base_ts() + 5 * MIN + 123_456;
-    // Unusual spacing and key order must survive: the payload is stored as sent.
+    // Key order, number spellings and strings survive; whitespace outside strings does not
+    // (payloads are stored compact so every NDJSON line is one event).
     let body = format!(
         r#"[{{"tenant":"acme","stream":"click","key":"user-1","id":"evt-1","ts":"{}","value":1.5,"attrs":{{"page":"/home"}},"payload":{{"b": 1,  "a":[1, 2.50]}}}},
             {{"tenant":"acme","stream":"view","key":"user-2","id":"evt-2","ts":{}}}]"#,
@@ -48,10 +49,7 @@ async fn ingests_a_json_array_and_reads_events_back_byte_for_byte() {
     let (status, headers, text) = server.get_raw("/v1/events/evt-1?tenant=acme").await;
     assert_eq!(status, 200, "{text}");
     assert_eq!(headers["content-type"], "application/json");
-    assert!(
-        text.contains(r#""payload":{"b": 1,  "a":[1, 2.50]}"#),
-        "{text}"
-    );
+    assert!(text.contains(r#""payload":{"b":1,"a":[1,2.50]}"#), "{text}");
     let stored: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(stored["tenant"], "acme");
     assert_eq!(stored["stream"], "click");
@@ -873,4 +871,55 @@ fn query_strings_are_encoded() {
         query_string(&[("filter", "attr:page=/a b")]),
         "filter=attr%3Apage%3D%2Fa%20b"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_bodies_decode_what_the_server_sends() {
+    use strata_api::{
+        ErrorKind,
+        http::{AggregateResponse, ErrorBody, IngestResponse, StatusBody},
+    };
+
+    let server = TestServer::start().await;
+    let base = base_ts();
+    let bad = json!({"tenant": "acme", "stream": "click", "key": "k", "id": "bad"});
+
+    // Decoding and re-encoding gives the server's JSON back: same fields, same optionality.
+    let (status, answer) = server
+        .post_array(&[event("acme", "shared-1", base), bad.clone()])
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let ingest: IngestResponse = serde_json::from_value(answer.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&ingest).unwrap(), answer);
+    assert_eq!((ingest.accepted, ingest.duplicates), (1, 0));
+    assert_eq!(ingest.rejected[0].index, 1);
+    assert_eq!(ingest.rejected[0].field, "ts");
+
+    let (status, answer) = server.post_array(&[bad]).await;
+    assert_eq!(status, 400, "{answer}");
+    let error: ErrorBody = serde_json::from_value(answer.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&error).unwrap(), answer);
+    assert_eq!(error.kind(), Some(ErrorKind::InvalidEvents));
+    assert_eq!(error.field.as_deref(), Some("ts"));
+    assert_eq!(error.rejected[0].index, 0);
+
+    let (status, answer) = server
+        .aggregate(&[
+            ("tenant", "acme"),
+            ("from", &rfc(base)),
+            ("to", &rfc(base + HOUR)),
+            ("bucket", "1h"),
+            ("agg", "count"),
+        ])
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let aggregate: AggregateResponse = serde_json::from_value(answer.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&aggregate).unwrap(), answer);
+    assert_eq!(aggregate.buckets[0].value, Some(1.0));
+
+    let (status, answer) = server.get_json("/readyz").await;
+    assert_eq!(status, 200);
+    let ready: StatusBody = serde_json::from_value(answer).unwrap();
+    assert_eq!(ready.status, "ready");
+    server.stop().await;
 }

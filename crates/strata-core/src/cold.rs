@@ -21,17 +21,17 @@
 //! reads take the pointers the warm tier answered and look at exactly those versions, so a
 //! version written by an export that crashed before its warm commit is never read.
 
-use std::{collections::BTreeMap, fmt, ops::Range, path::Path};
+use std::{fmt, ops::Range, path::Path};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use strata_types::{AggregateQuery, PartialAggregate, StoredEvent, TimeRange};
 
-use crate::{Error, Result, Tier, warm::HotWatermark};
+use crate::{Error, Result, Tier, hot::HotWatermark};
 
-/// Microseconds in a UTC day.
-pub const DAY_MICROS: i64 = 86_400 * 1_000_000;
+/// Microseconds in a UTC day (the archive's partition length).
+pub const DAY_MICROS: i64 = strata_types::time::DAY;
 
 /// Object Lock retention mode (S3 semantics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -269,12 +269,6 @@ pub struct ColdRow {
     /// The event.
     pub stored: StoredEvent,
 }
-
-/// Per node, the highest sequence number an export covers: exactly the partition's warm
-/// rows with `seq <= marks[node]` are exported and later dropped from warm. Rows flushed
-/// after the marks were taken carry higher sequence numbers, so they stay in warm for the
-/// next export.
-pub type ExportMarks = BTreeMap<String, u64>;
 
 /// Pages of rows handed to [`ColdTier::export`].
 pub type RowPages<'a> = BoxStream<'a, Result<Vec<ColdRow>>>;

@@ -3,10 +3,14 @@
 //! A backend crate calls the suite from one of its tests with a factory that builds a fresh
 //! harness (a fresh data directory, a fresh database schema, ...). A failing assertion panics
 //! with the scenario's name, so the test fails; nothing is skipped.
+//!
+//! [`faults`] holds the fault-injecting wrappers the layers above the seams test with; the
+//! backend crates run these suites on them (and on every other wrapper they ship) too.
 
 use strata_types::PartialAggregate;
 
 pub mod cold;
+pub mod faults;
 pub mod hot;
 pub mod warm;
 

@@ -29,8 +29,11 @@ impl std::fmt::Display for Tier {
     }
 }
 
-/// A tier operation that failed. Variants say which tier and which operation, so the API
-/// layer can map them to statuses in one place and operators can read logs without guessing.
+/// A tier operation that failed. Variants are the kinds callers branch on (a lost
+/// compare-and-set is [`Error::Conflict`], an absent object [`Error::NotFound`], an outage
+/// [`Error::Unavailable`]); each says which tier and which operation, so the API layer maps
+/// them to statuses in one place and operators can read logs without guessing. Nobody
+/// branches on a message or an `op` string: those are for people.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The tier is at a budget; the caller should retry after `retry_after`. Nothing of the
@@ -73,6 +76,33 @@ pub enum Error {
         /// What was corrupt and where.
         what: String,
     },
+    /// A compare-and-set lost: another writer changed the state first (another exporter or
+    /// compactor committed a manifest version). Nothing was changed; re-read and retry.
+    #[error("{tier} tier refused {op}: {message}")]
+    Conflict {
+        /// The tier.
+        tier: Tier,
+        /// The operation.
+        op: &'static str,
+        /// What was expected and what was found.
+        message: String,
+    },
+    /// The backend cannot do this operation at all (retrying will not help).
+    #[error("{tier} tier does not support {op}")]
+    Unsupported {
+        /// The tier.
+        tier: Tier,
+        /// The operation.
+        op: &'static str,
+    },
+    /// The object the operation names does not exist.
+    #[error("{tier} tier has no {what}")]
+    NotFound {
+        /// The tier.
+        tier: Tier,
+        /// What is missing, for people (e.g. `partition acme/click/2026-11-20`).
+        what: String,
+    },
     /// The tier is shutting down and takes no new work.
     #[error("{tier} tier is shutting down")]
     ShuttingDown {
@@ -82,6 +112,20 @@ pub enum Error {
 }
 
 impl Error {
+    /// The tier the error comes from.
+    pub fn tier(&self) -> Tier {
+        match self {
+            Self::Full { tier, .. }
+            | Self::Unavailable { tier, .. }
+            | Self::Storage { tier, .. }
+            | Self::Corrupt { tier, .. }
+            | Self::Conflict { tier, .. }
+            | Self::Unsupported { tier, .. }
+            | Self::NotFound { tier, .. }
+            | Self::ShuttingDown { tier } => *tier,
+        }
+    }
+
     /// Wraps a backend error with its tier and operation.
     pub fn storage(tier: Tier, op: &'static str, source: impl Into<BoxError>) -> Self {
         Self::Storage {

@@ -18,6 +18,41 @@ use strata_types::{AggregateQuery, Event, PartialAggregate, StoredEvent, TimeRan
 
 use crate::Result;
 
+/// Which rows the hot tier still answers: those of `node` with `seq > released_upto`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HotWatermark {
+    /// The node whose hot tier was asked.
+    pub node: String,
+    /// Every row of `node` with `seq <= released_upto` is answered by warm.
+    pub released_upto: u64,
+}
+
+impl HotWatermark {
+    /// The watermark a hot tier of `node` reported.
+    pub fn new(node: impl Into<String>, released_upto: u64) -> Self {
+        Self {
+            node: node.into(),
+            released_upto,
+        }
+    }
+
+    /// A watermark that hides nothing (every row of every node is read from warm).
+    pub fn everything(node: impl Into<String>) -> Self {
+        Self::new(node, u64::MAX)
+    }
+
+    /// Whether a row of `node` with `seq` is answered by warm.
+    pub fn includes(&self, node: &str, seq: u64) -> bool {
+        node != self.node || seq <= self.released_upto
+    }
+
+    /// `released_upto` as the signed 64-bit integer SQL backends store; sequence numbers
+    /// above `i64::MAX` cannot exist there, so saturating keeps the comparison exact.
+    pub fn released_upto_i64(&self) -> i64 {
+        i64::try_from(self.released_upto).unwrap_or(i64::MAX)
+    }
+}
+
 /// Events to append, and optionally the consumer offsets they came from.
 #[derive(Debug, Clone, Default)]
 pub struct AppendRequest {

@@ -3,6 +3,8 @@
 //!
 //! * [`hot::HotTier`]: the durable, group-committed front tier that ingest writes to.
 //! * [`warm::WarmTier`]: the SQL (or embedded) tier that holds weeks to months.
+//! * [`handoff::ColdHandoff`]: the warm tier's side of moving closed partitions to cold
+//!   exactly once (export marks and pages, the compare-and-set commit, live pointers).
 //! * [`cold::BlobStore`] and [`cold::ColdTier`]: the object store and the Parquet archive
 //!   on it.
 //! * [`Error`]: the one error type tier backends return, carrying the tier and operation.
@@ -15,6 +17,7 @@
 pub mod cold;
 pub mod conformance;
 pub mod error;
+pub mod handoff;
 pub mod hot;
 pub mod warm;
 

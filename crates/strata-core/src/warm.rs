@@ -21,6 +21,9 @@
 //! * [`WarmTier::drop_before`] removes every row with `ts` before the cutoff; nothing at or
 //!   after it. Rows below the highest cutoff so far that arrive later are not stored (the
 //!   ledger still counts them as handled), so retention holds for late data too.
+//!
+//! Handing rows to the cold archive is a seam of its own, [`crate::handoff::ColdHandoff`],
+//! which every warm backend that `strata serve --cold` runs with implements as well.
 
 use std::{collections::HashMap, fmt};
 
@@ -29,8 +32,7 @@ use strata_types::{AggregateQuery, PartialAggregate, StoredEvent, TimeRange};
 
 use crate::{
     Result,
-    cold::{ColdRow, ExportMarks, LivePartition, PartitionKey},
-    hot::FlushBatch,
+    hot::{FlushBatch, HotWatermark},
 };
 
 /// Which backend and layout serves the warm tier.
@@ -73,41 +75,6 @@ pub enum WriteOutcome {
     },
     /// Every row of the batch was already stored; nothing was written.
     AlreadyWritten,
-}
-
-/// Which rows the hot tier still answers: those of `node` with `seq > released_upto`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct HotWatermark {
-    /// The node whose hot tier was asked.
-    pub node: String,
-    /// Every row of `node` with `seq <= released_upto` is answered by warm.
-    pub released_upto: u64,
-}
-
-impl HotWatermark {
-    /// The watermark a hot tier of `node` reported.
-    pub fn new(node: impl Into<String>, released_upto: u64) -> Self {
-        Self {
-            node: node.into(),
-            released_upto,
-        }
-    }
-
-    /// A watermark that hides nothing (every row of every node is read from warm).
-    pub fn everything(node: impl Into<String>) -> Self {
-        Self::new(node, u64::MAX)
-    }
-
-    /// Whether a row of `node` with `seq` is answered by warm.
-    pub fn includes(&self, node: &str, seq: u64) -> bool {
-        node != self.node || seq <= self.released_upto
-    }
-
-    /// `released_upto` as the signed 64-bit integer SQL backends store; sequence numbers
-    /// above `i64::MAX` cannot exist there, so saturating keeps the comparison exact.
-    pub fn released_upto_i64(&self) -> i64 {
-        i64::try_from(self.released_upto).unwrap_or(i64::MAX)
-    }
 }
 
 /// Where a paged scan continues: the last row returned, in `(ts, seq, node)` order.
@@ -158,29 +125,6 @@ pub struct ScanPage {
     pub next: Option<ScanCursor>,
 }
 
-/// One page of a partition's rows handed to the exporter.
-#[derive(Debug, Clone, Default)]
-pub struct ExportPage {
-    /// The rows with the node that ingested each, in `(ts, seq, node)` order.
-    pub rows: Vec<ColdRow>,
-    /// Where the next page starts; `None` when the partition is exhausted.
-    pub next: Option<ScanCursor>,
-}
-
-/// Makes a cold manifest version live, and (for an export) drops the rows it archived, in
-/// one warm transaction: the exactly-once commit point between warm and cold.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ColdCommit {
-    /// The pointer to record.
-    pub live: LivePartition,
-    /// The version the pointer must hold now (`None`: no pointer yet). Anything else means
-    /// another exporter or compactor committed first, and nothing is changed.
-    pub expected_version: Option<u64>,
-    /// For an export: the partition's rows with `seq <= marks[node]` are dropped. `None`
-    /// (compaction) drops nothing.
-    pub exported: Option<ExportMarks>,
-}
-
 /// The warm tier. See the module docs for the contract.
 #[async_trait]
 pub trait WarmTier: Send + Sync + fmt::Debug + 'static {
@@ -211,18 +155,9 @@ pub trait WarmTier: Send + Sync + fmt::Debug + 'static {
 
     /// Which of `ids` (all of `tenant`) warm holds in any state, including rows flushed but
     /// not yet released from hot, with each one's sequence number. The write path uses it to
-    /// deduplicate events old enough to have left the hot tier. The default asks
-    /// [`WarmTier::get`] once per id; backends override it with one batched lookup.
-    async fn existing_ids(&self, tenant: &str, ids: &[String]) -> Result<HashMap<String, u64>> {
-        let everything = HotWatermark::everything("");
-        let mut found = HashMap::new();
-        for id in ids {
-            if let Some(e) = self.get(tenant, id, &everything).await? {
-                found.insert(id.clone(), e.seq);
-            }
-        }
-        Ok(found)
-    }
+    /// deduplicate events old enough to have left the hot tier; backends answer it with one
+    /// batched lookup.
+    async fn existing_ids(&self, tenant: &str, ids: &[String]) -> Result<HashMap<String, u64>>;
 
     /// One page of a tenant's rows in `range`, ordered by `(ts, seq, node)`, restricted by
     /// `watermark`.
@@ -234,54 +169,4 @@ pub trait WarmTier: Send + Sync + fmt::Debug + 'static {
 
     /// Succeeds when the tier can serve reads and writes now.
     async fn health(&self) -> Result<()>;
-
-    /// Live cold manifest pointers (see [`crate::cold`]) of `tenant` (every tenant when
-    /// `None`) whose day overlaps `range` (any day when `None`). A backend that cannot hand
-    /// rows to the cold tier has none, which is what this default answers.
-    async fn cold_partitions(
-        &self,
-        _tenant: Option<&str>,
-        _range: Option<TimeRange>,
-    ) -> Result<Vec<LivePartition>> {
-        Ok(Vec::new())
-    }
-
-    /// Partitions holding rows whose whole day lies before `before` (epoch micros), at most
-    /// `limit`, oldest days first. The default (a backend without export support) has none,
-    /// so nothing is ever exported from it.
-    async fn export_candidates(&self, _before: i64, _limit: usize) -> Result<Vec<PartitionKey>> {
-        Ok(Vec::new())
-    }
-
-    /// Every node's highest committed sequence number, read in one snapshot.
-    async fn flush_marks(&self) -> Result<ExportMarks> {
-        Err(unsupported("flush_marks"))
-    }
-
-    /// One page of `partition`'s rows with `seq <= marks[node]` (rows of nodes not in
-    /// `marks` are left out), after `after`, at most `limit` rows.
-    async fn export_page(
-        &self,
-        _partition: &PartitionKey,
-        _marks: &ExportMarks,
-        _after: Option<&ScanCursor>,
-        _limit: usize,
-    ) -> Result<ExportPage> {
-        Err(unsupported("export_page"))
-    }
-
-    /// Applies `commit` atomically (see [`ColdCommit`]); returns the rows dropped. Rollups
-    /// stay exact: whatever they counted of the dropped rows is taken out in the same
-    /// transaction.
-    async fn commit_cold(&self, _commit: &ColdCommit) -> Result<u64> {
-        Err(unsupported("commit_cold"))
-    }
-}
-
-fn unsupported(op: &'static str) -> crate::Error {
-    crate::Error::storage(
-        crate::Tier::Warm,
-        op,
-        "this warm backend cannot hand rows to the cold tier",
-    )
 }

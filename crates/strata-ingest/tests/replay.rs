@@ -28,7 +28,7 @@ use strata_tiering::{
 };
 use strata_types::{Event, TimeRange, decode::DecodedBatch, time::now_micros};
 
-const HOUR: i64 = 3_600_000_000;
+use strata_types::time::HOUR;
 
 /// A store over real embedded hot and warm tiers holding `n` events of two tenants, half
 /// of them flushed to warm.
@@ -38,9 +38,12 @@ async fn store(dir: &std::path::Path, n: usize) -> Store {
         .await
         .unwrap()
         .unwrap();
-    let warm = strata_warm::open_warm("embedded", &strata_warm::WarmConfig::new(dir))
-        .await
-        .unwrap();
+    let warm = strata_warm::open_warm(
+        &strata_warm::WarmUrl::embedded(),
+        &strata_warm::WarmConfig::new(dir),
+    )
+    .await
+    .unwrap();
     let store = Store::new(Arc::new(hot), warm, "node-test", Default::default());
     let base = now_micros() - HOUR;
     let events: Vec<Event> = (0..n)

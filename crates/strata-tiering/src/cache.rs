@@ -35,8 +35,11 @@ use std::{
 };
 
 use moka::sync::Cache;
-use strata_core::{Tier, cold::DAY_MICROS};
-use strata_types::{AggregateQuery, AttrFilter, GroupBy, PartialAggregate, TimeRange};
+use strata_core::Tier;
+use strata_types::{
+    AggregateQuery, AttrFilter, GroupBy, PartialAggregate, TimeRange,
+    time::{day_of, duration_micros},
+};
 
 use crate::metrics_names as m;
 
@@ -185,10 +188,7 @@ impl Snapshot {
 }
 
 fn day_span(start: i64, width: i64) -> (i64, i64) {
-    (
-        start.div_euclid(DAY_MICROS),
-        (start.saturating_add(width) - 1).div_euclid(DAY_MICROS),
-    )
+    (day_of(start), day_of(start.saturating_add(width) - 1))
 }
 
 #[derive(Debug, Default)]
@@ -258,7 +258,7 @@ impl QueryCache {
             retention_cutoff: AtomicI64::new(i64::MIN),
             counters,
             capacity: limits.capacity_bytes,
-            lateness: i64::try_from(limits.lateness.as_micros()).unwrap_or(i64::MAX),
+            lateness: duration_micros(limits.lateness),
         }
     }
 
@@ -375,8 +375,8 @@ impl QueryCache {
         if range.from >= range.to || range.from >= horizon {
             return;
         }
-        let first = range.from.div_euclid(DAY_MICROS);
-        let last = (range.to.min(horizon) - 1).div_euclid(DAY_MICROS);
+        let first = day_of(range.from);
+        let last = day_of(range.to.min(horizon) - 1);
         const MAX_DAYS: i64 = 1_000;
         if last - first >= MAX_DAYS {
             self.generation.fetch_add(1, Ordering::SeqCst);
@@ -410,9 +410,9 @@ impl QueryCache {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use strata_types::time::{DAY, HOUR, MINUTE};
 
-    const SEC: i64 = 1_000_000;
+    use super::*;
 
     fn cache() -> QueryCache {
         QueryCache::new(&CacheLimits {
@@ -429,14 +429,14 @@ mod tests {
             stream: None,
             group_by: GroupBy::None,
             filter: None,
-            bucket: 60 * SEC,
+            bucket: MINUTE,
         })
     }
 
     #[test]
     fn bumps_make_only_their_days_stale() {
         let c = cache();
-        let width = 3_600 * SEC;
+        let width = HOUR;
         let (a, b) = (shape("a"), shape("b"));
         let snap_a = c.snapshot("a", 0, 2);
         let snap_b = c.snapshot("b", 0, 2);
@@ -450,7 +450,7 @@ mod tests {
         );
         c.insert(
             &a,
-            DAY_MICROS,
+            DAY,
             width,
             PartialAggregate::default(),
             TierSet::default(),
@@ -468,21 +468,18 @@ mod tests {
         let snap_a = c.snapshot("a", 0, 2);
         let snap_b = c.snapshot("b", 0, 2);
         assert!(c.get(&a, 0, width, &snap_a).is_none(), "bumped day");
-        assert!(c.get(&a, DAY_MICROS, width, &snap_a).is_some(), "other day");
+        assert!(c.get(&a, DAY, width, &snap_a).is_some(), "other day");
         assert!(c.get(&b, 0, width, &snap_b).is_some(), "other tenant");
         c.note_change(
             None,
             TimeRange {
-                from: DAY_MICROS,
-                to: DAY_MICROS + 1,
+                from: DAY,
+                to: DAY + 1,
             },
-            10 * DAY_MICROS,
+            10 * DAY,
         );
         let snap_a = c.snapshot("a", 0, 2);
-        assert!(
-            c.get(&a, DAY_MICROS, width, &snap_a).is_none(),
-            "all tenants"
-        );
+        assert!(c.get(&a, DAY, width, &snap_a).is_none(), "all tenants");
     }
 
     #[test]
@@ -493,7 +490,7 @@ mod tests {
             version_entries: 1,
             lateness: Duration::from_secs(3_600),
         });
-        let width = 3_600 * SEC;
+        let width = HOUR;
         let a = shape("a");
         let snap = c.snapshot("a", 0, 0);
         c.insert(
@@ -514,7 +511,7 @@ mod tests {
     #[test]
     fn retention_makes_older_chunks_stale() {
         let c = cache();
-        let width = 3_600 * SEC;
+        let width = HOUR;
         let a = shape("a");
         let snap = c.snapshot("a", 0, 1);
         c.insert(
@@ -527,27 +524,27 @@ mod tests {
         );
         c.insert(
             &a,
-            DAY_MICROS,
+            DAY,
             width,
             PartialAggregate::default(),
             TierSet::default(),
             &snap,
         );
-        c.note_retention(DAY_MICROS);
+        c.note_retention(DAY);
         let snap = c.snapshot("a", 0, 1);
         assert!(c.get(&a, 0, width, &snap).is_none());
-        assert!(c.get(&a, DAY_MICROS, width, &snap).is_some());
+        assert!(c.get(&a, DAY, width, &snap).is_some());
     }
 
     #[test]
     fn open_days_are_not_bumped() {
         let c = cache();
-        let now = 10 * DAY_MICROS + 12 * 3_600 * SEC;
+        let now = 10 * DAY + 12 * HOUR;
         let before = c.version(&Arc::from("a"), 10);
         c.note_change(
             Some("a"),
             TimeRange {
-                from: now - 60 * SEC,
+                from: now - MINUTE,
                 to: now,
             },
             now,
@@ -556,7 +553,7 @@ mod tests {
         c.note_change(
             Some("a"),
             TimeRange {
-                from: now - 2 * 3_600 * SEC,
+                from: now - 2 * HOUR,
                 to: now,
             },
             now,

@@ -10,7 +10,7 @@
 //! 2. hands the partition's warm rows with `seq <= marks[node]` to
 //!    [`ColdTier::export`], which writes Parquet files and the next manifest version, reads
 //!    them back and checks every checksum;
-//! 3. then, in **one warm transaction** ([`WarmTier::commit_cold`]), drops exactly those
+//! 3. then, in **one warm transaction** ([`ColdHandoff::commit_cold`]), drops exactly those
 //!    rows and records the new manifest version as the partition's live one.
 //!
 //! Step 3 is the commit point. A crash before it leaves the rows in warm and the new version
@@ -29,22 +29,27 @@
 //! compaction, so maintenance never has to delete a locked object.
 //!
 //! Within a process, exports, compactions and late-event amendments of one partition take
-//! turns ([`crate::partition_lock`]): each writes the partition's next manifest version.
+//! turns (the store's per-partition locks): each writes the partition's next manifest
+//! version.
+//!
+//! The exporter talks to the warm tier only through its hand-off seam ([`ColdHandoff`]):
+//! marks, pages, candidates, live pointers and the commit.
 
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use strata_core::{
-    Result,
-    cold::{ColdRow, ColdTier, DAY_MICROS, ExportMarks, LivePartition, PartitionKey},
+    Error, Result,
+    cold::{ColdRow, ColdTier, LivePartition, PartitionKey},
+    handoff::{ColdCommit, ColdHandoff, ExportMarks},
     hot::HotTier,
-    warm::{ColdCommit, ScanCursor, WarmTier},
+    warm::ScanCursor,
 };
-use strata_types::time::now_micros;
+use strata_types::time::{day_of, day_start, duration_micros, now_micros};
 use tokio::time::Instant;
-
-use crate::partition_lock::PartitionLocks;
 use tokio_util::sync::CancellationToken;
+
+use crate::{live_pointer::live_pointer, partition_lock::PartitionLocks};
 
 /// Partitions exported.
 pub const EXPORT_PARTITIONS: &str = "strata_export_partitions_total";
@@ -134,7 +139,7 @@ pub struct CompactReport {
 #[derive(Debug, Clone)]
 pub struct Exporter {
     hot: Option<Arc<dyn HotTier>>,
-    warm: Arc<dyn WarmTier>,
+    handoff: Arc<dyn ColdHandoff>,
     cold: Arc<dyn ColdTier>,
     config: ExporterConfig,
     /// The store's query cache, told about the partitions each commit touched.
@@ -148,18 +153,19 @@ fn error_metric(stage: &'static str) {
 }
 
 impl Exporter {
-    /// An exporter from `warm` to `cold`. With `hot`, rows of `config.node` are exported
-    /// only up to what that hot tier released; without it, every committed warm row may go
-    /// (use that only when no hot tier of the node runs, e.g. an offline `strata export`).
+    /// An exporter from the warm tier behind `handoff` to `cold`. With `hot`, rows of
+    /// `config.node` are exported only up to what that hot tier released; without it, every
+    /// committed warm row may go (use that only when no hot tier of the node runs, e.g. an
+    /// offline `strata export`).
     pub fn new(
         hot: Option<Arc<dyn HotTier>>,
-        warm: Arc<dyn WarmTier>,
+        handoff: Arc<dyn ColdHandoff>,
         cold: Arc<dyn ColdTier>,
         config: ExporterConfig,
     ) -> Self {
         Self {
             hot,
-            warm,
+            handoff,
             cold,
             config,
             cache: None,
@@ -167,18 +173,19 @@ impl Exporter {
         }
     }
 
-    /// An exporter for `store`'s tiers; `None` when the store has no cold tier. The node
-    /// id is the store's (`config.node` is overwritten).
+    /// An exporter for `store`'s tiers and hand-off (the ones [`crate::Store::with_cold`]
+    /// was given); `None` when the store has no cold tier. The node id is the store's
+    /// (`config.node` is overwritten).
     pub fn for_store(store: &crate::Store, mut config: ExporterConfig) -> Option<Self> {
-        let cold = Arc::clone(store.cold()?);
+        let cold = store.cold_side()?;
         config.node = store.node().to_owned();
         Some(Self {
             cache: store.query_cache().cloned(),
             locks: Arc::clone(store.cold_locks()),
             ..Self::new(
                 Some(Arc::clone(store.hot())),
-                Arc::clone(store.warm()),
-                cold,
+                Arc::clone(&cold.handoff),
+                Arc::clone(&cold.tier),
                 config,
             )
         })
@@ -191,7 +198,7 @@ impl Exporter {
 
     /// Rows at or below these marks are exported (see the module docs).
     async fn marks(&self) -> Result<ExportMarks> {
-        let mut marks = self.warm.flush_marks().await?;
+        let mut marks = self.handoff.flush_marks().await?;
         if let Some(hot) = &self.hot {
             let released = hot.stats().released_upto;
             if let Some(m) = marks.get_mut(&self.config.node) {
@@ -204,12 +211,11 @@ impl Exporter {
     /// Exports what is due now: up to `max_partitions_per_pass` partitions.
     pub async fn export_due(&self) -> Result<ExportReport> {
         let mut report = ExportReport::default();
-        let export_after = i64::try_from(self.config.export_after.as_micros()).unwrap_or(i64::MAX);
-        let before = now_micros().saturating_sub(export_after);
+        let before = now_micros().saturating_sub(duration_micros(self.config.export_after));
         // Only whole days: the last day considered ends at or before `before`.
-        let before = before.div_euclid(DAY_MICROS) * DAY_MICROS;
+        let before = day_start(day_of(before));
         let limit = self.config.max_partitions_per_pass.max(1);
-        let due = self.warm.export_candidates(before, limit + 1).await?;
+        let due = self.handoff.export_candidates(before, limit + 1).await?;
         report.more_due = due.len() > limit;
         if due.is_empty() {
             return Ok(report);
@@ -232,11 +238,11 @@ impl Exporter {
     ) -> Result<Option<u64>> {
         let started = Instant::now();
         let _writing = self.locks.lock(partition).await;
-        let base = self.live(partition).await?;
+        let base = live_pointer(&*self.handoff, partition).await?;
         let pages = futures::stream::unfold(Some(None::<ScanCursor>), |cursor| async move {
             let after = cursor?;
             let page = self
-                .warm
+                .handoff
                 .export_page(
                     partition,
                     marks,
@@ -267,7 +273,7 @@ impl Exporter {
             exported: Some(marks.clone()),
         };
         let rows = self
-            .warm
+            .handoff
             .commit_cold(&commit)
             .await
             .inspect_err(|_| error_metric("commit"))?;
@@ -292,22 +298,21 @@ impl Exporter {
         }
     }
 
-    async fn live(&self, partition: &PartitionKey) -> Result<Option<LivePartition>> {
-        Ok(self
-            .warm
-            .cold_partitions(Some(&partition.tenant), Some(partition.range()))
-            .await?
-            .into_iter()
-            .find(|l| l.partition == *partition))
-    }
-
     /// Compacts, cleans and locks every live partition that needs it.
     pub async fn maintain(&self) -> Result<CompactReport> {
         let mut report = CompactReport::default();
-        for live in self.warm.cold_partitions(None, None).await? {
+        for live in self.handoff.cold_partitions(None, None).await? {
             let live = match self.compact_one(&live, &mut report).await {
                 Ok(Some(new)) => new,
                 Ok(None) => live,
+                // A writer in another process (an export, a late amendment) committed first:
+                // a lost race, not a failure. The partition is compacted, and locked, next
+                // pass on the version that won; locking `live` now would pin a superseded
+                // version's files.
+                Err(Error::Conflict { .. }) => {
+                    tracing::debug!(partition = %live.partition, "compaction lost a race with another writer; retried next pass");
+                    continue;
+                }
                 Err(e) => {
                     error_metric("compact");
                     tracing::warn!(partition = %live.partition, error = %e, "compaction failed; retried next pass");
@@ -326,7 +331,10 @@ impl Exporter {
     }
 
     /// One partition's compaction: merge, make live through the warm pointer, then delete
-    /// the merged files. Returns the new live pointer when it changed.
+    /// the merged files. Returns the new live pointer when it changed. Fails with
+    /// [`Error::Conflict`] when another writer moved the pointer between the merge and the
+    /// commit; the files the merge wrote are then leftovers the partition's next clean
+    /// removes.
     pub async fn compact_one(
         &self,
         live: &LivePartition,
@@ -334,13 +342,17 @@ impl Exporter {
     ) -> Result<Option<LivePartition>> {
         let _writing = self.locks.lock(&live.partition).await;
         // The pointer may have moved while this pass waited for the lock.
-        if self.live(&live.partition).await?.as_ref() != Some(live) {
+        if live_pointer(&*self.handoff, &live.partition)
+            .await?
+            .as_ref()
+            != Some(live)
+        {
             return Ok(None);
         }
         let Some(compaction) = self.cold.compact(live).await? else {
             return Ok(None);
         };
-        self.warm
+        self.handoff
             .commit_cold(&ColdCommit {
                 live: compaction.live.clone(),
                 expected_version: Some(live.version),

@@ -20,7 +20,7 @@ use strata_core::{
     hot::{FlushBatch, HotTier},
     warm::{WarmTier, WriteOutcome},
 };
-use strata_types::time::now_micros;
+use strata_types::time::{duration_micros, now_micros};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -177,7 +177,7 @@ impl Flusher {
     /// Flushes what is due now: up to `max_batches_per_pass` batches.
     pub async fn flush_due(&self) -> Result<FlushReport> {
         let mut report = FlushReport::default();
-        let retention = i64::try_from(self.config.hot_retention.as_micros()).unwrap_or(i64::MAX);
+        let retention = duration_micros(self.config.hot_retention);
         for _ in 0..self.config.max_batches_per_pass.max(1) {
             let before = now_micros().saturating_sub(retention);
             let batch = self
@@ -238,8 +238,7 @@ impl Flusher {
         let Some(keep) = self.config.warm_retention else {
             return Ok(0);
         };
-        let keep = i64::try_from(keep.as_micros()).unwrap_or(i64::MAX);
-        let cutoff = now_micros().saturating_sub(keep);
+        let cutoff = now_micros().saturating_sub(duration_micros(keep));
         let removed = self
             .warm
             .drop_before(cutoff)

@@ -27,11 +27,14 @@ use futures::StreamExt;
 use strata_core::{
     Error, Result, Tier,
     cold::{ColdRow, ColdTier, LivePartition, PartitionKey},
+    handoff::ColdCommit,
     hot::FlushBatch,
-    warm::{ColdCommit, WarmTier},
+    warm::WarmTier,
 };
-use strata_types::{Event, StoredEvent};
+use strata_types::{Event, StoredEvent, time::duration_micros};
 use tokio::sync::{Mutex, MutexGuard};
+
+use crate::{live_pointer::live_pointer, store::ColdSide};
 
 /// Slack between the warm retention cutoff and the oldest time written to warm: a retention
 /// pass on another node with a clock slightly ahead must not drop a row just acknowledged.
@@ -63,8 +66,8 @@ impl LateWriter {
     /// values seen wins, since a row warm would drop at once must go to cold.
     pub(crate) fn set_warm_retention(&self, retention: Option<Duration>) {
         if let Some(r) = retention {
-            let micros = i64::try_from(r.as_micros()).unwrap_or(i64::MAX);
-            self.warm_retention.fetch_min(micros, Ordering::SeqCst);
+            self.warm_retention
+                .fetch_min(duration_micros(r), Ordering::SeqCst);
         }
     }
 
@@ -75,8 +78,10 @@ impl LateWriter {
         if retention == i64::MAX {
             return None;
         }
-        let slack = i64::try_from(RETENTION_SLACK.as_micros()).unwrap_or(0);
-        Some(now.saturating_sub(retention).saturating_add(slack))
+        Some(
+            now.saturating_sub(retention)
+                .saturating_add(duration_micros(RETENTION_SLACK)),
+        )
     }
 
     /// Takes the writer; held across the duplicate checks and the writes.
@@ -140,10 +145,18 @@ impl LateGuard<'_> {
 
     /// Writes `events` (all of `partition`) to cold as an amendment of its live version, or
     /// as its first version when it has none; returns their sequence numbers.
+    ///
+    /// The amendment goes live through a compare-and-set on the partition's pointer. A lost
+    /// race ([`Error::Conflict`]: an export or compaction committed first, nothing changed)
+    /// is retried on the version that won, up to `attempts` times. Any other failure may
+    /// have hidden a commit that went through: the pointer is read again, and when it is the
+    /// amendment's own the rows are acknowledged. Otherwise the write fails without a retry
+    /// here, since a retry could archive the rows twice (the commit went through and another
+    /// writer already built on it); the client's retry finds them as duplicates instead.
     pub(crate) async fn write_cold(
         &mut self,
         warm: &dyn WarmTier,
-        cold: &dyn ColdTier,
+        cold: &ColdSide,
         partition: &PartitionKey,
         events: Vec<Event>,
         now: i64,
@@ -168,10 +181,11 @@ impl LateGuard<'_> {
             })
             .collect();
         let seqs: Vec<u64> = rows.iter().map(|r| r.stored.seq).collect();
+        let handoff = &*cold.handoff;
         for _ in 0..attempts.max(1) {
-            let base = live_pointer(warm, partition).await?;
+            let base = live_pointer(handoff, partition).await?;
             let pages = futures::stream::iter([Ok(rows.clone())]).boxed();
-            let Some(live) = cold.export(partition, base.as_ref(), pages).await? else {
+            let Some(live) = cold.tier.export(partition, base.as_ref(), pages).await? else {
                 return Err(Error::Corrupt {
                     tier: Tier::Cold,
                     what: format!("the amendment of {partition} wrote no rows"),
@@ -182,23 +196,21 @@ impl LateGuard<'_> {
                 expected_version: base.as_ref().map(|b| b.version),
                 exported: None,
             };
-            match warm.commit_cold(&commit).await {
+            match handoff.commit_cold(&commit).await {
                 Ok(_) => {
-                    clean(cold, partition, &live).await;
+                    clean(&*cold.tier, partition, &live).await;
                     return Ok(seqs);
                 }
+                Err(Error::Conflict { .. }) => {
+                    tracing::debug!(partition = %partition, "late amendment lost a race with an export or compaction; retrying");
+                }
                 Err(e) => {
-                    let now_live = live_pointer(warm, partition).await?;
-                    if now_live.as_ref() == Some(&live) {
+                    if live_pointer(handoff, partition).await?.as_ref() == Some(&live) {
                         // The commit went through; only its answer was lost.
-                        clean(cold, partition, &live).await;
+                        clean(&*cold.tier, partition, &live).await;
                         return Ok(seqs);
                     }
-                    if now_live.as_ref().map(|l| l.version) == base.as_ref().map(|b| b.version) {
-                        // The pointer did not move: a real failure, not a lost race.
-                        return Err(e);
-                    }
-                    tracing::debug!(partition = %partition, "late amendment lost a race with an export or compaction; retrying");
+                    return Err(e);
                 }
             }
         }
@@ -210,18 +222,6 @@ impl LateGuard<'_> {
             ),
         })
     }
-}
-
-/// The live cold pointer of `partition`, if any.
-pub(crate) async fn live_pointer(
-    warm: &dyn WarmTier,
-    partition: &PartitionKey,
-) -> Result<Option<LivePartition>> {
-    Ok(warm
-        .cold_partitions(Some(&partition.tenant), Some(partition.range()))
-        .await?
-        .into_iter()
-        .find(|l| l.partition == *partition))
 }
 
 /// Removes leftovers of earlier attempts; failing here loses nothing.

@@ -21,6 +21,7 @@ mod error;
 pub mod exporter;
 pub mod flusher;
 pub mod late;
+mod live_pointer;
 pub mod metrics_names;
 mod partition_lock;
 pub mod planner;

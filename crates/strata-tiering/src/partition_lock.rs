@@ -51,13 +51,15 @@ impl PartitionLocks {
 mod tests {
     use std::time::Duration;
 
+    use strata_types::time::DAY;
+
     use super::*;
 
     #[tokio::test]
     async fn one_writer_per_partition_others_run() {
         let locks = Arc::new(PartitionLocks::default());
         let a = PartitionKey::of("t", "s", 0);
-        let b = PartitionKey::of("t", "s", 86_400_000_000);
+        let b = PartitionKey::of("t", "s", DAY);
         let held = locks.lock(&a).await;
         // Another partition is not blocked.
         let other = tokio::time::timeout(Duration::from_secs(5), locks.lock(&b)).await;

@@ -13,11 +13,11 @@
 //! and the tail from the last whole closed chunk to `to` (the open part). Adjacent pieces
 //! are read as one range.
 
-use strata_types::{PartialAggregate, TimeRange};
+use strata_types::{PartialAggregate, TimeRange, time::HOUR};
 
 /// Aim for chunks of about this length (micros): long enough that a query touches few cache
 /// entries, short enough that a sliding window reuses almost all of them.
-const CHUNK_TARGET: i64 = 3_600 * 1_000_000;
+const CHUNK_TARGET: i64 = HOUR;
 
 /// Chunk width for `bucket` (both in micros): the smallest multiple of `bucket` that is at
 /// least [`CHUNK_TARGET`], or `bucket` itself when it is longer.
@@ -126,17 +126,18 @@ fn floor_to(t: i64, width: i64) -> Option<i64> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use strata_types::{AggregateQuery, Event, QueryParams};
-
-    const SEC: i64 = 1_000_000;
+    use strata_types::{
+        AggregateQuery, Event, QueryParams,
+        time::{DAY, SEC},
+    };
 
     #[test]
     fn widths_are_whole_buckets() {
-        assert_eq!(chunk_width(SEC), 3_600 * SEC);
-        assert_eq!(chunk_width(60 * SEC), 3_600 * SEC);
+        assert_eq!(chunk_width(SEC), HOUR);
+        assert_eq!(chunk_width(60 * SEC), HOUR);
         assert_eq!(chunk_width(7 * SEC), 3_605 * SEC);
-        assert_eq!(chunk_width(5 * 3_600 * SEC), 5 * 3_600 * SEC);
-        assert_eq!(chunk_width(86_400 * SEC), 86_400 * SEC);
+        assert_eq!(chunk_width(5 * HOUR), 5 * HOUR);
+        assert_eq!(chunk_width(DAY), DAY);
     }
 
     #[test]
@@ -146,7 +147,7 @@ mod tests {
             to: i64::MAX,
         };
         // Flooring i64::MIN to a chunk would leave i64: no span, everything live.
-        assert_eq!(chunk_span(r, 86_400 * SEC, i64::MAX), None);
+        assert_eq!(chunk_span(r, DAY, i64::MAX), None);
         let r = TimeRange {
             from: i64::MAX - 5,
             to: i64::MAX,

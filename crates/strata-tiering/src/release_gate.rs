@@ -25,10 +25,11 @@ use std::{
     time::Duration,
 };
 
+use strata_types::time::{MINUTE, duration_micros};
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Slack for clock adjustments between ingest and release (NTP steps, leap smearing).
-const CLOCK_SLACK_MICROS: i64 = 60 * 1_000_000;
+const CLOCK_SLACK_MICROS: i64 = MINUTE;
 
 /// Shared by a [`crate::Store`] and its [`crate::Flusher`].
 #[derive(Debug)]
@@ -51,8 +52,8 @@ impl Default for ReleaseGate {
 impl ReleaseGate {
     /// Called when a flusher starts working for the store.
     pub(crate) fn set_hot_retention(&self, retention: Duration) {
-        let micros = i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
-        self.hot_retention.store(micros, Ordering::SeqCst);
+        self.hot_retention
+            .store(duration_micros(retention), Ordering::SeqCst);
     }
 
     /// Events with `ts` at or below this (epoch micros) may have a released original in
@@ -62,10 +63,9 @@ impl ReleaseGate {
         if retention == i64::MAX {
             return None;
         }
-        let skew = i64::try_from(max_future_skew.as_micros()).unwrap_or(i64::MAX);
         Some(
             now.saturating_sub(retention)
-                .saturating_add(skew)
+                .saturating_add(duration_micros(max_future_skew))
                 .saturating_add(CLOCK_SLACK_MICROS),
         )
     }
@@ -83,19 +83,18 @@ impl ReleaseGate {
 
 #[cfg(test)]
 mod tests {
+    use strata_types::time::SEC;
+
     use super::*;
 
     #[test]
     fn horizon_follows_retention_and_skew() {
         let gate = ReleaseGate::default();
-        assert_eq!(gate.horizon(1_000_000_000, Duration::from_secs(5)), None);
+        assert_eq!(gate.horizon(1_000 * SEC, Duration::from_secs(5)), None);
         gate.set_hot_retention(Duration::from_secs(900));
         let h = gate
-            .horizon(10_000_000_000, Duration::from_secs(300))
+            .horizon(10_000 * SEC, Duration::from_secs(300))
             .unwrap();
-        assert_eq!(
-            h,
-            10_000_000_000 - 900_000_000 + 300_000_000 + CLOCK_SLACK_MICROS
-        );
+        assert_eq!(h, 10_000 * SEC - 900 * SEC + 300 * SEC + CLOCK_SLACK_MICROS);
     }
 }

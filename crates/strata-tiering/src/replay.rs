@@ -71,10 +71,13 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
 use strata_core::{
     cold::LivePartition,
-    warm::{HotWatermark, ScanRequest, WarmTier},
+    hot::HotWatermark,
+    warm::{ScanRequest, WarmTier},
 };
 use strata_types::{
-    AttrFilter, Event, QueryError, StoredEvent, TimeRange, time::parse_param, validate::check_name,
+    AttrFilter, Event, QueryError, StoredEvent, TimeRange,
+    time::{duration_micros, parse_param},
+    validate::check_name,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -526,10 +529,10 @@ impl Store {
         let warm = &**self.warm();
         let budget = cap - read;
         let warm_read = move || read_warm(warm, request, slice, watermark, budget, page_rows);
-        let (from_warm, parts) = match self.cold() {
+        let (from_warm, parts) = match self.cold_side() {
             None => (warm_read().await?, Vec::new()),
-            Some(_) => {
-                self.consistent(Some(&request.tenant), Some(slice), warm_read)
+            Some(cold) => {
+                cold.consistent(Some(&request.tenant), Some(slice), warm_read)
                     .await?
             }
         };
@@ -641,8 +644,9 @@ async fn read_warm(
     }
 }
 
+/// A slice width in micros; at least one, so a replay always advances.
 fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX).max(1)
+    duration_micros(d).max(1)
 }
 
 /// A held replay slot; frees it and updates the gauge when dropped.

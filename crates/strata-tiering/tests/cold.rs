@@ -4,270 +4,28 @@
 //! altered, missing and extra files.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    collections::BTreeSet,
-    path::PathBuf,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+mod common;
 
-use async_trait::async_trait;
+use std::{collections::BTreeSet, time::Duration};
+
 use bytes::Bytes;
+use common::{NODE, Rig, assert_buckets, moving_flusher, test_cold_config, today};
 use futures::StreamExt;
-use strata_cold::{ColdConfig, ColdStore, FileStore};
-use strata_core::{
-    Error, Result, Tier,
-    cold::{
-        BlobStore, DAY_MICROS, ExportMarks, LivePartition, ObjectMeta, PartitionKey, PutOptions,
-        Retention,
-    },
-    hot::FlushBatch,
-    warm::{
-        ColdCommit, ExportPage, HotWatermark, ScanCursor, ScanPage, ScanRequest, WarmMode,
-        WarmTier, WriteOutcome,
-    },
-};
-use strata_hot::{HotConfig, HotStore};
-use strata_tiering::{Exporter, ExporterConfig, Flusher, FlusherConfig, Store};
+use strata_cold::ColdConfig;
+use strata_core::{Tier, cold::PutOptions, hot::HotWatermark, warm::WarmTier};
+use strata_tiering::Store;
 use strata_types::{
     AggregateQuery, Event, PartialAggregate, QueryParams, StoredEvent, TimeRange,
-    decode::DecodedBatch, time::now_micros,
+    decode::DecodedBatch,
+    time::{DAY, HOUR, SEC, now_micros},
 };
-use strata_warm::EmbeddedWarm;
-
-const NODE: &str = "node-test";
-const SEC: i64 = 1_000_000;
-
-fn take(n: &AtomicUsize) -> bool {
-    n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
-        .is_ok()
-}
-
-/// A warm tier whose cold commits fail on purpose: `before` ones fail without touching the
-/// inner store, `after` ones commit and then report failure (a crash right after the warm
-/// commit).
-#[derive(Debug)]
-struct FlakyWarm {
-    inner: Arc<dyn WarmTier>,
-    before: AtomicUsize,
-    after: AtomicUsize,
-}
-
-#[async_trait]
-impl WarmTier for FlakyWarm {
-    fn mode(&self) -> WarmMode {
-        self.inner.mode()
-    }
-    async fn write_batch(&self, node: &str, batch: &FlushBatch) -> Result<WriteOutcome> {
-        self.inner.write_batch(node, batch).await
-    }
-    async fn committed_upto(&self, node: &str) -> Result<u64> {
-        self.inner.committed_upto(node).await
-    }
-    async fn aggregate(&self, q: &AggregateQuery, wm: &HotWatermark) -> Result<PartialAggregate> {
-        self.inner.aggregate(q, wm).await
-    }
-    async fn get(&self, tenant: &str, id: &str, wm: &HotWatermark) -> Result<Option<StoredEvent>> {
-        self.inner.get(tenant, id, wm).await
-    }
-    async fn scan(&self, request: &ScanRequest, wm: &HotWatermark) -> Result<ScanPage> {
-        self.inner.scan(request, wm).await
-    }
-    async fn drop_before(&self, before: i64) -> Result<u64> {
-        self.inner.drop_before(before).await
-    }
-    async fn health(&self) -> Result<()> {
-        self.inner.health().await
-    }
-    async fn cold_partitions(
-        &self,
-        tenant: Option<&str>,
-        range: Option<TimeRange>,
-    ) -> Result<Vec<LivePartition>> {
-        self.inner.cold_partitions(tenant, range).await
-    }
-    async fn export_candidates(&self, before: i64, limit: usize) -> Result<Vec<PartitionKey>> {
-        self.inner.export_candidates(before, limit).await
-    }
-    async fn flush_marks(&self) -> Result<ExportMarks> {
-        self.inner.flush_marks().await
-    }
-    async fn export_page(
-        &self,
-        p: &PartitionKey,
-        marks: &ExportMarks,
-        after: Option<&ScanCursor>,
-        limit: usize,
-    ) -> Result<ExportPage> {
-        self.inner.export_page(p, marks, after, limit).await
-    }
-    async fn commit_cold(&self, commit: &ColdCommit) -> Result<u64> {
-        if take(&self.before) {
-            return Err(Error::Unavailable {
-                tier: Tier::Warm,
-                op: "commit_cold",
-                message: "injected: warm unreachable".into(),
-            });
-        }
-        let n = self.inner.commit_cold(commit).await?;
-        if take(&self.after) {
-            return Err(Error::Unavailable {
-                tier: Tier::Warm,
-                op: "commit_cold",
-                message: "injected: connection lost after commit".into(),
-            });
-        }
-        Ok(n)
-    }
-}
-
-/// A blob store whose puts fail after `ok_puts` successful ones (a crash part way through
-/// writing an export's files or its manifest).
-#[derive(Debug)]
-struct FlakyBlobs {
-    inner: Arc<dyn BlobStore>,
-    ok_puts: AtomicUsize,
-    failing: std::sync::atomic::AtomicBool,
-}
-
-impl FlakyBlobs {
-    fn check(&self) -> Result<()> {
-        if self.failing.load(Ordering::SeqCst) && !take(&self.ok_puts) {
-            return Err(Error::Unavailable {
-                tier: Tier::Cold,
-                op: "put",
-                message: "injected: object store unreachable".into(),
-            });
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl BlobStore for FlakyBlobs {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    async fn put(&self, key: &str, body: Bytes, options: &PutOptions) -> Result<ObjectMeta> {
-        self.check()?;
-        self.inner.put(key, body, options).await
-    }
-    async fn put_file(
-        &self,
-        key: &str,
-        path: &std::path::Path,
-        options: &PutOptions,
-    ) -> Result<ObjectMeta> {
-        self.check()?;
-        self.inner.put_file(key, path, options).await
-    }
-    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.inner.get(key).await
-    }
-    async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Option<Bytes>> {
-        self.inner.get_range(key, range).await
-    }
-    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
-        self.inner.head(key).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
-        self.inner.list(prefix).await
-    }
-    async fn delete(&self, key: &str) -> Result<()> {
-        self.inner.delete(key).await
-    }
-    async fn set_legal_hold(&self, key: &str, on: bool) -> Result<()> {
-        self.inner.set_legal_hold(key, on).await
-    }
-    async fn set_retention(&self, key: &str, retention: &Retention) -> Result<()> {
-        self.inner.set_retention(key, retention).await
-    }
-    fn local_path(&self, key: &str) -> Option<PathBuf> {
-        self.inner.local_path(key)
-    }
-}
-
-struct Rig {
-    _dir: tempfile::TempDir,
-    cold_dir: PathBuf,
-    store: Store,
-    flusher: Flusher,
-    exporter: Exporter,
-    flaky_warm: Arc<FlakyWarm>,
-    flaky_blobs: Arc<FlakyBlobs>,
-    cold: Arc<ColdStore>,
-}
 
 async fn rig(config: ColdConfig) -> Rig {
-    let dir = tempfile::tempdir().unwrap();
-    let hot_config = HotConfig::new(dir.path().join("hot.redb"));
-    let hot = tokio::task::spawn_blocking(move || HotStore::open(hot_config))
+    Rig::builder(NODE)
+        .cold(config)
+        .flusher(moving_flusher(500))
+        .build()
         .await
-        .unwrap()
-        .unwrap();
-    let warm: Arc<dyn WarmTier> = Arc::new(
-        EmbeddedWarm::open(dir.path().join("warm.redb"))
-            .await
-            .unwrap(),
-    );
-    let flaky_warm = Arc::new(FlakyWarm {
-        inner: warm,
-        before: AtomicUsize::new(0),
-        after: AtomicUsize::new(0),
-    });
-    let cold_dir = dir.path().join("cold");
-    let flaky_blobs = Arc::new(FlakyBlobs {
-        inner: Arc::new(FileStore::open(&cold_dir).unwrap()),
-        ok_puts: AtomicUsize::new(0),
-        failing: false.into(),
-    });
-    let cold = Arc::new(ColdStore::new(flaky_blobs.clone(), config));
-    let store = Store::new(Arc::new(hot), flaky_warm.clone(), NODE, Default::default())
-        .with_cold(cold.clone());
-    let flusher = Flusher::for_store(
-        &store,
-        FlusherConfig {
-            hot_retention: Duration::ZERO,
-            max_batch_events: 500,
-            max_batches_per_pass: 1000,
-            warm_retention: None,
-            ..FlusherConfig::default()
-        },
-    );
-    let exporter = Exporter::for_store(
-        &store,
-        ExporterConfig {
-            export_after: Duration::from_secs(86_400),
-            page_rows: 97,
-            ..ExporterConfig::default()
-        },
-    )
-    .expect("the store has a cold tier");
-    Rig {
-        _dir: dir,
-        cold_dir,
-        store,
-        flusher,
-        exporter,
-        flaky_warm,
-        flaky_blobs,
-        cold,
-    }
-}
-
-fn test_config() -> ColdConfig {
-    ColdConfig {
-        orphan_grace: Duration::ZERO,
-        row_group_rows: 64,
-        ..ColdConfig::default()
-    }
-}
-
-fn today() -> i64 {
-    now_micros().div_euclid(DAY_MICROS) * DAY_MICROS
 }
 
 /// `n` events spread over the three days before yesterday (old enough to export), plus a
@@ -279,7 +37,7 @@ fn events(n: usize, seed: usize) -> Vec<Event> {
             let ts = if k.is_multiple_of(10) {
                 now_micros() - (k % 3000) as i64 * SEC
             } else {
-                today() - 2 * DAY_MICROS - ((k % (3 * 86_400)) as i64) * SEC - (k % 997) as i64
+                today() - 2 * DAY - ((k % (3 * 86_400)) as i64) * SEC - (k % 997) as i64
             };
             Event {
                 tenant: if k.is_multiple_of(5) { "other" } else { "acme" }.into(),
@@ -296,23 +54,15 @@ fn events(n: usize, seed: usize) -> Vec<Event> {
 }
 
 async fn ingest_and_flush(rig: &Rig, events: &[Event]) {
-    let report = rig
-        .store
-        .ingest(DecodedBatch {
-            events: events.to_vec(),
-            rejected: Vec::new(),
-        })
-        .await
-        .unwrap();
-    assert_eq!(report.accepted, events.len());
+    let report = common::ingest(&rig.store, events).await;
     assert_eq!(report.duplicates, 0);
-    rig.flusher.flush_due().await.unwrap();
+    rig.flusher().flush_due().await.unwrap();
     assert_eq!(rig.store.hot_stats().events, 0, "everything flushed");
 }
 
 fn queries() -> Vec<AggregateQuery> {
-    let from = (today() - 6 * DAY_MICROS).to_string();
-    let to = (today() + DAY_MICROS).to_string();
+    let from = (today() - 6 * DAY).to_string();
+    let to = (today() + DAY).to_string();
     let q = |bucket: &str, agg: &str, group_by: Option<&str>, filter: Option<&str>| {
         AggregateQuery::from_params(&QueryParams {
             tenant: "acme",
@@ -328,8 +78,8 @@ fn queries() -> Vec<AggregateQuery> {
     };
     let mut narrow = q("1m", "min", None, None);
     narrow.range = TimeRange {
-        from: today() - 3 * DAY_MICROS + 3_600 * SEC + 17,
-        to: today() - 3 * DAY_MICROS + 5 * 3_600 * SEC,
+        from: today() - 3 * DAY + HOUR + 17,
+        to: today() - 3 * DAY + 5 * HOUR,
     };
     let mut view = q("1h", "count", None, None);
     view.stream = Some("view".into());
@@ -351,19 +101,7 @@ async fn assert_exact(store: &Store, all: &[Event], case: &str) -> bool {
         all.iter().for_each(|e| want.add(&q, e));
         let got = store.aggregate(&q).await.unwrap();
         cold |= got.tiers.contains(&Tier::Cold);
-        let want = want.finish(q.agg);
-        assert_eq!(got.buckets.len(), want.len(), "{case}: {q:?} bucket count");
-        for (g, w) in got.buckets.iter().zip(&want) {
-            assert_eq!((g.start, &g.group), (w.start, &w.group), "{case}: {q:?}");
-            match (g.value, w.value) {
-                (Some(a), Some(b)) => assert!(
-                    (a - b).abs() <= 1e-9 * b.abs().max(1.0),
-                    "{case}: {q:?} at {}: {a} vs {b}",
-                    g.start
-                ),
-                (a, b) => assert_eq!(a, b, "{case}: {q:?} at {}", g.start),
-            }
-        }
+        assert_buckets(&got.buckets, &want.finish(q.agg), &format!("{case}: {q:?}"));
     }
     for e in all.iter().step_by(37) {
         let got = store
@@ -380,31 +118,18 @@ async fn assert_exact(store: &Store, all: &[Event], case: &str) -> bool {
 async fn warm_rows_of_old_days(rig: &Rig) -> u64 {
     let q = AggregateQuery::from_params(&QueryParams {
         tenant: "acme",
-        from: &(today() - 6 * DAY_MICROS).to_string(),
-        to: &(today() - DAY_MICROS).to_string(),
+        from: &(today() - 6 * DAY).to_string(),
+        to: &(today() - DAY).to_string(),
         bucket: "1d",
         agg: "count",
         ..Default::default()
     })
     .unwrap();
-    rig.flaky_warm
-        .inner
+    rig.embedded
         .aggregate(&q, &HotWatermark::everything(NODE))
         .await
         .unwrap()
         .total_count()
-}
-
-async fn export_all(rig: &Rig) -> u64 {
-    let mut rows = 0;
-    for _ in 0..100 {
-        let r = rig.exporter.export_due().await.unwrap();
-        rows += r.rows;
-        if !r.more_due {
-            return rows;
-        }
-    }
-    panic!("export did not finish")
 }
 
 async fn assert_verified(rig: &Rig, case: &str) {
@@ -421,13 +146,13 @@ async fn assert_verified(rig: &Rig, case: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_warm_cold_flow_equals_brute_force() {
-    let rig = rig(test_config()).await;
+    let rig = rig(test_cold_config()).await;
     let mut all = events(1500, 1);
     ingest_and_flush(&rig, &all).await;
     assert!(!assert_exact(&rig.store, &all, "before export").await);
     let before = warm_rows_of_old_days(&rig).await;
     assert!(before > 0);
-    let rows = export_all(&rig).await;
+    let rows = rig.export_all().await;
     assert!(rows > 1000, "most rows were old enough: {rows}");
     assert_eq!(
         warm_rows_of_old_days(&rig).await,
@@ -437,7 +162,7 @@ async fn hot_warm_cold_flow_equals_brute_force() {
     assert!(assert_exact(&rig.store, &all, "after export").await);
     assert_verified(&rig, "after export").await;
     // Nothing due any more: a second pass is a no-op.
-    assert_eq!(rig.exporter.export_due().await.unwrap().rows, 0);
+    assert_eq!(rig.exporter().export_due().await.unwrap().rows, 0);
 
     // Late events for archived partitions skip hot and warm: each partition gets an
     // amendment (a new file and manifest version) before the ingest is acknowledged. Late
@@ -446,7 +171,7 @@ async fn hot_warm_cold_flow_equals_brute_force() {
     ingest_and_flush(&rig, &late).await;
     all.extend(late);
     assert!(assert_exact(&rig.store, &all, "late rows amended into cold").await);
-    export_all(&rig).await;
+    rig.export_all().await;
     assert_eq!(warm_rows_of_old_days(&rig).await, 0);
     assert!(assert_exact(&rig.store, &all, "after the amendment").await);
     let parts = rig.store.archive_partitions("acme").await.unwrap();
@@ -455,12 +180,12 @@ async fn hot_warm_cold_flow_equals_brute_force() {
         "{parts:?}"
     );
     let archived: u64 = parts.iter().map(|p| p.rows).sum();
-    let old = |e: &&Event| e.tenant == "acme" && e.ts < today() - DAY_MICROS;
+    let old = |e: &&Event| e.tenant == "acme" && e.ts < today() - DAY;
     assert_eq!(archived, all.iter().filter(old).count() as u64);
 
     // The archive read returns each archived event once, byte for byte.
     let range = TimeRange {
-        from: today() - 6 * DAY_MICROS,
+        from: today() - 6 * DAY,
         to: today(),
     };
     let read: Vec<StoredEvent> = rig
@@ -479,7 +204,7 @@ async fn hot_warm_cold_flow_equals_brute_force() {
     assert_verified(&rig, "after the amendment").await;
 
     // Compaction merges the partition's files into one and swaps the manifest.
-    let report = rig.exporter.maintain().await.unwrap();
+    let report = rig.exporter().maintain().await.unwrap();
     assert!(report.compactions > 0, "{report:?}");
     let parts = rig.store.archive_partitions("acme").await.unwrap();
     assert!(parts.iter().all(|p| p.files == 1), "{parts:?}");
@@ -493,29 +218,26 @@ async fn hot_warm_cold_flow_equals_brute_force() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_is_exactly_once_under_failures() {
     for step in ["data file", "manifest", "commit refused", "commit lost"] {
-        let rig = rig(test_config()).await;
+        let rig = rig(test_cold_config()).await;
         let all = events(800, 3);
         ingest_and_flush(&rig, &all).await;
         match step {
-            "data file" => {
-                rig.flaky_blobs.failing.store(true, Ordering::SeqCst);
-            }
-            "manifest" => {
-                rig.flaky_blobs.ok_puts.store(1, Ordering::SeqCst);
-                rig.flaky_blobs.failing.store(true, Ordering::SeqCst);
-            }
-            "commit refused" => rig.flaky_warm.before.store(1, Ordering::SeqCst),
-            _ => rig.flaky_warm.after.store(1, Ordering::SeqCst),
+            // Every upload fails: the first data file never lands.
+            "data file" => rig.archive().blobs.put.break_after(0),
+            // The data file lands, its manifest does not.
+            "manifest" => rig.archive().blobs.put.break_after(1),
+            "commit refused" => rig.warm.commit_cold.fail_before(1),
+            _ => rig.warm.commit_cold.fail_after(1),
         }
-        let failed = rig.exporter.export_due().await;
+        let failed = rig.exporter().export_due().await;
         assert!(failed.is_err(), "{step}: the injected failure surfaces");
         assert!(
             warm_rows_of_old_days(&rig).await > 0,
             "{step}: other partitions still in warm"
         );
         assert_exact(&rig.store, &all, &format!("{step}: after the failure")).await;
-        rig.flaky_blobs.failing.store(false, Ordering::SeqCst);
-        export_all(&rig).await;
+        rig.archive().blobs.put.heal();
+        rig.export_all().await;
         assert_eq!(warm_rows_of_old_days(&rig).await, 0, "{step}");
         assert!(assert_exact(&rig.store, &all, &format!("{step}: after the retry")).await);
         assert_verified(&rig, step).await;
@@ -535,13 +257,13 @@ async fn export_is_exactly_once_under_failures() {
 /// the next pass completes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_swaps_manifests_atomically() {
-    let rig = rig(test_config()).await;
+    let rig = rig(test_cold_config()).await;
     let mut all = Vec::new();
     for seed in 10..13 {
         let batch = events(400, seed);
         ingest_and_flush(&rig, &batch).await;
         all.extend(batch);
-        export_all(&rig).await;
+        rig.export_all().await;
     }
     let multi_file = |parts: &[strata_core::cold::PartitionInfo]| {
         parts.iter().filter(|p| p.files > 1).count() as u64
@@ -549,8 +271,8 @@ async fn compaction_swaps_manifests_atomically() {
     let mut before = rig.store.archive_partitions("acme").await.unwrap();
     before.extend(rig.store.archive_partitions("other").await.unwrap());
     assert!(before.iter().any(|p| p.files == 3), "{before:?}");
-    rig.flaky_warm.before.store(1, Ordering::SeqCst);
-    let report = rig.exporter.maintain().await.unwrap();
+    rig.warm.commit_cold.fail_before(1);
+    let report = rig.exporter().maintain().await.unwrap();
     let mut after_failure = rig.store.archive_partitions("acme").await.unwrap();
     after_failure.extend(rig.store.archive_partitions("other").await.unwrap());
     assert_eq!(
@@ -563,7 +285,7 @@ async fn compaction_swaps_manifests_atomically() {
         "the failed one is still pending"
     );
     assert!(assert_exact(&rig.store, &all, "after a failed compaction").await);
-    let report = rig.exporter.maintain().await.unwrap();
+    let report = rig.exporter().maintain().await.unwrap();
     assert!(
         report.compactions >= 1 && report.removed_objects >= 2,
         "{report:?}"
@@ -577,7 +299,13 @@ async fn compaction_swaps_manifests_atomically() {
     for v in 1..=p.version {
         let key = strata_cold::manifest::manifest_key(&p.partition, v);
         assert!(
-            rig.cold.blobs().head(&key).await.unwrap().is_some(),
+            rig.archive()
+                .cold
+                .blobs()
+                .head(&key)
+                .await
+                .unwrap()
+                .is_some(),
             "{key}"
         );
     }
@@ -585,11 +313,12 @@ async fn compaction_swaps_manifests_atomically() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_reports_altered_missing_and_extra_files() {
-    let rig = rig(test_config()).await;
+    let rig = rig(test_cold_config()).await;
     ingest_and_flush(&rig, &events(600, 4)).await;
-    export_all(&rig).await;
+    rig.export_all().await;
     assert_verified(&rig, "clean").await;
     let mut files: Vec<String> = rig
+        .archive()
         .cold
         .blobs()
         .list("tenant=acme/")
@@ -601,14 +330,15 @@ async fn verify_reports_altered_missing_and_extra_files() {
     assert!(files.len() >= 3);
     let altered = files.remove(0);
     let missing = files.remove(0);
-    let path = rig.cold_dir.join(&altered);
+    let path = rig.archive().dir.join(&altered);
     let mut bytes = std::fs::read(&path).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x55;
     std::fs::write(&path, bytes).unwrap();
-    std::fs::remove_file(rig.cold_dir.join(&missing)).unwrap();
+    std::fs::remove_file(rig.archive().dir.join(&missing)).unwrap();
     let extra = "tenant=acme/stream=click/date=2020-01-01/added.parquet";
-    rig.cold
+    rig.archive()
+        .cold
         .blobs()
         .put(extra, Bytes::from_static(b"PAR1"), &PutOptions::default())
         .await
@@ -628,14 +358,15 @@ async fn verify_reports_altered_missing_and_extra_files() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_reports_a_rewritten_manifest_history() {
-    let rig = rig(test_config()).await;
+    let rig = rig(test_cold_config()).await;
     ingest_and_flush(&rig, &events(300, 5)).await;
-    export_all(&rig).await;
+    rig.export_all().await;
     ingest_and_flush(&rig, &events(300, 6)).await;
-    export_all(&rig).await;
+    rig.export_all().await;
     let live = rig
         .store
-        .warm()
+        .handoff()
+        .expect("the store has a cold tier")
         .cold_partitions(Some("acme"), None)
         .await
         .unwrap()
@@ -643,7 +374,7 @@ async fn verify_reports_a_rewritten_manifest_history() {
         .find(|l| l.version == 2)
         .expect("an amended partition");
     let v1 = strata_cold::manifest::manifest_key(&live.partition, 1);
-    let path = rig.cold_dir.join(&v1);
+    let path = rig.archive().dir.join(&v1);
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replace("\"export\"", "\"edited\"")).unwrap();
     let report = rig.store.archive_verify("acme", None).await.unwrap();
@@ -661,10 +392,10 @@ async fn verify_reports_a_rewritten_manifest_history() {
 /// amends the archive from there, and every answer stays exact throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_the_exporter_leaves_late_events_to_warm() {
-    let rig = rig(test_config()).await;
+    let rig = rig(test_cold_config()).await;
     let mut all = events(800, 1);
     ingest_and_flush(&rig, &all).await;
-    export_all(&rig).await;
+    rig.export_all().await;
     let versions = |parts: &[strata_core::cold::PartitionInfo]| {
         parts
             .iter()
@@ -680,7 +411,7 @@ async fn a_node_without_the_exporter_leaves_late_events_to_warm() {
     });
     let late: Vec<Event> = events(200, 2)
         .into_iter()
-        .filter(|e| e.ts < today() - DAY_MICROS)
+        .filter(|e| e.ts < today() - DAY)
         .collect();
     let report = reader
         .ingest(DecodedBatch {
@@ -702,7 +433,7 @@ async fn a_node_without_the_exporter_leaves_late_events_to_warm() {
     );
     assert!(assert_exact(&reader, &all, "late rows in warm").await);
 
-    export_all(&rig).await;
+    rig.export_all().await;
     assert_eq!(warm_rows_of_old_days(&rig).await, 0);
     assert_ne!(
         versions(&rig.store.archive_partitions("acme").await.unwrap()),
@@ -723,12 +454,12 @@ async fn late_amendments_race_exports_and_compactions() {
     // other tests.
     let rig = rig(ColdConfig {
         orphan_grace: Duration::from_secs(3600),
-        ..test_config()
+        ..test_cold_config()
     })
     .await;
     let mut all = events(600, 1);
     ingest_and_flush(&rig, &all).await;
-    export_all(&rig).await;
+    rig.export_all().await;
     let late_rounds: Vec<Vec<Event>> = (0..30).map(|round| events(20, 100 + round)).collect();
     // The amendments run on their own task (in parallel with the exporter on the two
     // runtime threads), as requests do next to the exporter task in `strata serve`.
@@ -748,15 +479,15 @@ async fn late_amendments_race_exports_and_compactions() {
         }
     });
     while !ingesting.is_finished() {
-        rig.flusher.flush_due().await.unwrap();
-        rig.exporter.export_due().await.unwrap();
-        rig.exporter.maintain().await.unwrap();
+        rig.flusher().flush_due().await.unwrap();
+        rig.exporter().export_due().await.unwrap();
+        rig.exporter().maintain().await.unwrap();
     }
     ingesting.await.unwrap();
     all.extend(late_rounds.into_iter().flatten());
-    rig.flusher.flush_due().await.unwrap();
-    export_all(&rig).await;
-    rig.exporter.maintain().await.unwrap();
+    rig.flusher().flush_due().await.unwrap();
+    rig.export_all().await;
+    rig.exporter().maintain().await.unwrap();
     assert!(assert_exact(&rig.store, &all, "after the race").await);
     for tenant in ["acme", "other"] {
         let report = rig.store.archive_verify(tenant, None).await.unwrap();

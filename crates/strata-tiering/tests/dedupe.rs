@@ -3,26 +3,23 @@
 //! (a client retry, a Kafka redelivery, a replay) is a duplicate, not a second event.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{sync::Arc, time::Duration};
+mod common;
 
+use std::time::Duration;
+
+use common::Rig;
 use strata_core::hot::{AppendOutcome, AppendRequest, SourceOffset};
-use strata_hot::{HotConfig, HotStore};
 use strata_tiering::{Flusher, FlusherConfig, Store};
-use strata_types::{AggregateQuery, Event, QueryParams, decode::DecodedBatch, time::now_micros};
-use strata_warm::EmbeddedWarm;
+use strata_types::{
+    AggregateQuery, Event, QueryParams,
+    decode::DecodedBatch,
+    time::{DAY, HOUR, SEC, now_micros},
+};
 
-const SEC: i64 = 1_000_000;
-
-async fn store(dir: &tempfile::TempDir) -> Store {
-    let config = HotConfig::new(dir.path().join("hot.redb"));
-    let hot = tokio::task::spawn_blocking(move || HotStore::open(config))
-        .await
-        .unwrap()
-        .unwrap();
-    let warm = EmbeddedWarm::open(dir.path().join("warm.redb"))
-        .await
-        .unwrap();
-    Store::new(Arc::new(hot), Arc::new(warm), "node-a", Default::default())
+/// A store without a cold tier; the tests that need a flusher build it, since without one
+/// nothing leaves hot and the write path never asks warm.
+async fn rig() -> Rig {
+    Rig::builder("node-a").build().await
 }
 
 fn events(n: usize, ts: i64) -> Vec<Event> {
@@ -41,7 +38,7 @@ fn events(n: usize, ts: i64) -> Vec<Event> {
 }
 
 fn count_query(tenant: &str, from: i64) -> AggregateQuery {
-    let (from, to) = (from.to_string(), (now_micros() + 3600 * SEC).to_string());
+    let (from, to) = (from.to_string(), (now_micros() + HOUR).to_string());
     AggregateQuery::from_params(&QueryParams {
         tenant,
         from: &from,
@@ -65,10 +62,10 @@ async fn flush_all(flusher: &Flusher) {
 
 #[tokio::test]
 async fn resent_events_after_flush_are_duplicates() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
+    let rig = rig().await;
+    let store = &rig.store;
     let flusher = Flusher::for_store(
-        &store,
+        store,
         FlusherConfig {
             hot_retention: Duration::ZERO,
             ..FlusherConfig::default()
@@ -100,8 +97,8 @@ async fn resent_events_after_flush_are_duplicates() {
         .unwrap();
     assert_eq!((report.accepted, report.duplicates), (30, 30));
     assert_eq!(store.hot_stats().events, 0, "no duplicate reached hot");
-    assert_eq!(total(&store, "acme", start).await, 20.0);
-    assert_eq!(total(&store, "beta", start).await, 10.0);
+    assert_eq!(total(store, "acme", start).await, 20.0);
+    assert_eq!(total(store, "beta", start).await, 10.0);
     let e = store.get_event("acme", "evt-1").await.unwrap().unwrap();
     assert_eq!(e.event.value, Some(1.0));
 
@@ -127,17 +124,17 @@ async fn resent_events_after_flush_are_duplicates() {
     }
     assert_eq!(store.hot_stats().events, 10);
     assert_eq!(
-        total(&store, "acme", start).await + total(&store, "beta", start).await,
+        total(store, "acme", start).await + total(store, "beta", start).await,
         40.0
     );
 }
 
 #[tokio::test]
 async fn offsets_advance_when_every_event_was_already_flushed() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
+    let rig = rig().await;
+    let store = &rig.store;
     let flusher = Flusher::for_store(
-        &store,
+        store,
         FlusherConfig {
             hot_retention: Duration::ZERO,
             ..FlusherConfig::default()
@@ -181,9 +178,9 @@ async fn offsets_advance_when_every_event_was_already_flushed() {
 #[tokio::test]
 async fn recent_events_need_no_warm_lookup_without_a_flusher() {
     // Without a flusher nothing leaves hot, and hot's index alone deduplicates.
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
-    let sent = events(4, now_micros() - 3 * 86_400 * SEC);
+    let rig = rig().await;
+    let store = &rig.store;
+    let sent = events(4, now_micros() - 3 * DAY);
     for expect_dups in [0, 4] {
         let report = store
             .ingest(DecodedBatch {

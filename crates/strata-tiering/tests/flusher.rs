@@ -3,144 +3,22 @@
 //! run, and warm failures (before or after its commit) lose and duplicate nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    collections::BTreeMap,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+mod common;
 
-use async_trait::async_trait;
-use strata_core::{
-    Error, Result, Tier,
-    hot::FlushBatch,
-    warm::{HotWatermark, ScanPage, ScanRequest, WarmMode, WarmTier, WriteOutcome},
-};
-use strata_hot::{HotConfig, HotStore};
+use std::{collections::BTreeMap, time::Duration};
+
+use common::{NODE, Rig, assert_buckets};
+use strata_core::{Tier, hot::HotWatermark, warm::WarmTier};
 use strata_tiering::{Flusher, FlusherConfig, Store};
 use strata_types::{
-    AggregateQuery, Event, PartialAggregate, QueryParams, StoredEvent, decode::DecodedBatch,
-    time::now_micros,
+    AggregateQuery, Event, PartialAggregate, QueryParams,
+    time::{DAY, HOUR, SEC, now_micros},
 };
-use strata_warm::EmbeddedWarm;
 use tokio_util::sync::CancellationToken;
 
-const NODE: &str = "node-test";
-const SEC: i64 = 1_000_000;
-
-/// A warm tier that fails on purpose: `fail_before` writes fail without touching the inner
-/// store (warm unreachable), `fail_after` writes commit to the inner store and then report
-/// failure (a crash between the warm commit and the hot release), and every write may be
-/// slowed after its commit to widen the window in which warm holds rows hot still answers.
-#[derive(Debug)]
-struct FlakyWarm {
-    inner: Arc<dyn WarmTier>,
-    fail_before: AtomicUsize,
-    fail_after: AtomicUsize,
-    delay_after_commit: Duration,
-    writes: AtomicUsize,
-}
-
-impl FlakyWarm {
-    fn new(
-        inner: Arc<dyn WarmTier>,
-        fail_before: usize,
-        fail_after: usize,
-        delay: Duration,
-    ) -> Self {
-        Self {
-            inner,
-            fail_before: AtomicUsize::new(fail_before),
-            fail_after: AtomicUsize::new(fail_after),
-            delay_after_commit: delay,
-            writes: AtomicUsize::new(0),
-        }
-    }
-}
-
-fn take(n: &AtomicUsize) -> bool {
-    n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
-        .is_ok()
-}
-
-#[async_trait]
-impl WarmTier for FlakyWarm {
-    fn mode(&self) -> WarmMode {
-        self.inner.mode()
-    }
-
-    async fn write_batch(&self, node: &str, batch: &FlushBatch) -> Result<WriteOutcome> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        if take(&self.fail_before) {
-            return Err(Error::Unavailable {
-                tier: Tier::Warm,
-                op: "write_batch",
-                message: "injected: warm unreachable".into(),
-            });
-        }
-        let outcome = self.inner.write_batch(node, batch).await?;
-        tokio::time::sleep(self.delay_after_commit).await;
-        if take(&self.fail_after) {
-            return Err(Error::Unavailable {
-                tier: Tier::Warm,
-                op: "write_batch",
-                message: "injected: connection lost after commit".into(),
-            });
-        }
-        Ok(outcome)
-    }
-
-    async fn committed_upto(&self, node: &str) -> Result<u64> {
-        self.inner.committed_upto(node).await
-    }
-
-    async fn aggregate(&self, q: &AggregateQuery, wm: &HotWatermark) -> Result<PartialAggregate> {
-        self.inner.aggregate(q, wm).await
-    }
-
-    async fn get(&self, tenant: &str, id: &str, wm: &HotWatermark) -> Result<Option<StoredEvent>> {
-        self.inner.get(tenant, id, wm).await
-    }
-
-    async fn scan(&self, request: &ScanRequest, wm: &HotWatermark) -> Result<ScanPage> {
-        self.inner.scan(request, wm).await
-    }
-
-    async fn drop_before(&self, before: i64) -> Result<u64> {
-        self.inner.drop_before(before).await
-    }
-
-    async fn health(&self) -> Result<()> {
-        self.inner.health().await
-    }
-}
-
-struct Rig {
-    _dir: tempfile::TempDir,
-    store: Store,
-    warm: Arc<EmbeddedWarm>,
-}
-
-async fn rig(wrap: impl FnOnce(Arc<dyn WarmTier>) -> Arc<dyn WarmTier>) -> Rig {
-    let dir = tempfile::tempdir().unwrap();
-    let config = HotConfig::new(dir.path().join("hot.redb"));
-    let hot = tokio::task::spawn_blocking(move || HotStore::open(config))
-        .await
-        .unwrap()
-        .unwrap();
-    let warm = Arc::new(
-        EmbeddedWarm::open(dir.path().join("warm.redb"))
-            .await
-            .unwrap(),
-    );
-    let store = Store::new(Arc::new(hot), wrap(warm.clone()), NODE, Default::default());
-    Rig {
-        _dir: dir,
-        store,
-        warm,
-    }
+/// A store without a cold tier and without a flusher: each test builds its own flushers.
+async fn rig() -> Rig {
+    Rig::builder(NODE).build().await
 }
 
 /// `n` events spread over the last two hours, deterministic per `seed`.
@@ -164,20 +42,13 @@ fn events(n: usize, seed: usize) -> Vec<Event> {
 }
 
 async fn ingest(store: &Store, events: &[Event]) {
-    let report = store
-        .ingest(DecodedBatch {
-            events: events.to_vec(),
-            rejected: Vec::new(),
-        })
-        .await
-        .unwrap();
-    assert_eq!(report.accepted, events.len());
+    common::ingest(store, events).await;
 }
 
 fn query(bucket: &str, agg: &str, group_by: Option<&str>) -> AggregateQuery {
     let now = now_micros();
-    let from = (now - 3 * 3600 * SEC).to_string();
-    let to = (now + 3600 * SEC).to_string();
+    let from = (now - 3 * HOUR).to_string();
+    let to = (now + HOUR).to_string();
     AggregateQuery::from_params(&QueryParams {
         tenant: "acme",
         from: &from,
@@ -208,19 +79,7 @@ async fn assert_exact(store: &Store, all: &[Event], case: &str) -> bool {
         all.iter().for_each(|e| want.add(&q, e));
         let got = store.aggregate(&q).await.unwrap();
         both |= got.tiers.len() == 2;
-        let want = want.finish(q.agg);
-        assert_eq!(got.buckets.len(), want.len(), "{case}: {q:?} bucket count");
-        for (g, w) in got.buckets.iter().zip(&want) {
-            assert_eq!((g.start, &g.group), (w.start, &w.group), "{case}: {q:?}");
-            match (g.value, w.value) {
-                (Some(a), Some(b)) => assert!(
-                    (a - b).abs() <= 1e-9 * b.abs().max(1.0),
-                    "{case}: {q:?} at {}: {a} vs {b}",
-                    g.start
-                ),
-                (a, b) => assert_eq!(a, b, "{case}: {q:?} at {}", g.start),
-            }
-        }
+        assert_buckets(&got.buckets, &want.finish(q.agg), &format!("{case}: {q:?}"));
     }
     both
 }
@@ -253,7 +112,7 @@ fn config(retention: Duration, interval: Duration, batch: usize) -> FlusherConfi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_move_to_warm_after_the_hot_retention() {
-    let rig = rig(|w| w).await;
+    let rig = rig().await;
     let all = events(300, 1);
     for chunk in all.chunks(70) {
         ingest(&rig.store, chunk).await;
@@ -267,14 +126,17 @@ async fn events_move_to_warm_after_the_hot_retention() {
     let report = flusher.flush_due().await.unwrap();
     assert_eq!(report.rows, 0);
     assert_eq!(rig.store.hot_stats().events, 300);
-    assert_eq!(rig.warm.committed_upto(NODE).await.unwrap(), 0);
+    assert_eq!(rig.embedded.committed_upto(NODE).await.unwrap(), 0);
 
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(flusher.run(shutdown.clone()));
     wait_until_hot_is_empty(&rig.store).await;
     let stats = rig.store.hot_stats();
     assert_eq!(stats.released_upto, stats.last_seq);
-    assert_eq!(rig.warm.committed_upto(NODE).await.unwrap(), stats.last_seq);
+    assert_eq!(
+        rig.embedded.committed_upto(NODE).await.unwrap(),
+        stats.last_seq
+    );
     assert!(assert_exact(&rig.store, &all, "after the move").await);
     let answer = rig
         .store
@@ -299,9 +161,9 @@ async fn events_move_to_warm_after_the_hot_retention() {
     keep_hour.warm_retention = Some(Duration::from_secs(3600));
     let flusher = Flusher::for_store(&rig.store, keep_hour);
     // The pass picks its cutoff between these two instants.
-    let earliest = now_micros() - 3600 * SEC;
+    let earliest = now_micros() - HOUR;
     let removed = flusher.enforce_retention().await.unwrap();
-    let latest = now_micros() - 3600 * SEC;
+    let latest = now_micros() - HOUR;
     let gone = all.iter().filter(|e| e.ts < earliest).count();
     assert!(
         gone > 0 && removed as usize >= gone,
@@ -329,7 +191,8 @@ async fn events_move_to_warm_after_the_hot_retention() {
 async fn queries_stay_exact_while_flushes_run() {
     // Each warm write lingers after its commit, so queries regularly land between a warm
     // commit and the matching hot release: the window where double counting would show.
-    let rig = rig(|w| Arc::new(FlakyWarm::new(w, 0, 0, Duration::from_millis(15)))).await;
+    let rig = rig().await;
+    rig.warm.write_batch.delay_after(Duration::from_millis(15));
     let flusher = Flusher::for_store(
         &rig.store,
         config(Duration::ZERO, Duration::from_millis(5), 40),
@@ -360,9 +223,9 @@ async fn queries_stay_exact_while_flushes_run() {
     assert!(mixed > 0, "no query ever spanned both tiers");
     // Warm holds each event once.
     let mut q = query("1d", "count", None);
-    q.range.from -= 86_400 * SEC;
+    q.range.from -= DAY;
     let stored = rig
-        .warm
+        .embedded
         .aggregate(&q, &HotWatermark::everything(NODE))
         .await
         .unwrap()
@@ -373,15 +236,10 @@ async fn queries_stay_exact_while_flushes_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warm_failures_are_retried_and_lose_or_duplicate_nothing() {
-    let flaky = Arc::new(std::sync::OnceLock::<Arc<FlakyWarm>>::new());
-    let handle = Arc::clone(&flaky);
-    let rig = rig(move |w| {
-        let f = Arc::new(FlakyWarm::new(w, 3, 2, Duration::ZERO));
-        let _ = handle.set(Arc::clone(&f));
-        f
-    })
-    .await;
-    let flaky = flaky.get().unwrap().clone();
+    let rig = rig().await;
+    // Three writes fail before reaching warm, then two commit and report failure.
+    rig.warm.write_batch.fail_before(3);
+    rig.warm.write_batch.fail_after(2);
     let all = events(500, 7);
     for chunk in all.chunks(45) {
         ingest(&rig.store, chunk).await;
@@ -401,10 +259,9 @@ async fn warm_failures_are_retried_and_lose_or_duplicate_nothing() {
     wait_until_hot_is_empty(&rig.store).await;
     shutdown.cancel();
     task.await.unwrap();
-    assert_eq!(flaky.fail_before.load(Ordering::SeqCst), 0);
-    assert_eq!(flaky.fail_after.load(Ordering::SeqCst), 0);
-    // Five injected failures, then at least one write that went through.
-    assert!(flaky.writes.load(Ordering::SeqCst) >= 6);
+    // Five injected failures, then at least one write that went through. Each call takes
+    // one armed failure while any is left, so six calls also mean all five were used up.
+    assert!(rig.warm.write_batch.calls() >= 6);
     assert_exact(&rig.store, &all, "after retries").await;
     // Replays after the injected post-commit failures stored nothing twice.
     let mut per_tenant: BTreeMap<&str, u64> = BTreeMap::new();
@@ -414,9 +271,9 @@ async fn warm_failures_are_retried_and_lose_or_duplicate_nothing() {
     for (tenant, n) in per_tenant {
         let mut q = query("1d", "count", None);
         q.tenant = tenant.into();
-        q.range.from -= 86_400 * SEC;
+        q.range.from -= DAY;
         let stored = rig
-            .warm
+            .embedded
             .aggregate(&q, &HotWatermark::everything(NODE))
             .await
             .unwrap()
@@ -427,7 +284,7 @@ async fn warm_failures_are_retried_and_lose_or_duplicate_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_flushes_what_is_due_then_returns() {
-    let rig = rig(|w| w).await;
+    let rig = rig().await;
     let all = events(120, 9);
     ingest(&rig.store, &all).await;
     // The interval is far away: only the final flush on shutdown can move anything.

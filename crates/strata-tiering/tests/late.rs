@@ -4,47 +4,32 @@
 //! rejected per event (and by validation through the tightened `max_age`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{sync::Arc, time::Duration};
+mod common;
 
+use std::time::Duration;
+
+use common::Rig;
 use strata_core::{
     Tier,
     hot::{AppendOutcome, AppendRequest, SourceOffset},
     warm::WarmTier,
 };
-use strata_hot::{HotConfig, HotStore};
-use strata_tiering::{Store, StoreConfig};
+use strata_tiering::StoreConfig;
 use strata_types::{
     AggregateQuery, Event, QueryParams,
     decode::{BodyFormat, DecodedBatch},
-    time::now_micros,
+    time::{DAY, SEC, now_micros},
 };
-use strata_warm::EmbeddedWarm;
 
-const SEC: i64 = 1_000_000;
-const DAY: i64 = 86_400 * SEC;
-
-async fn store(dir: &tempfile::TempDir) -> (Store, Arc<dyn WarmTier>) {
-    let config = HotConfig::new(dir.path().join("hot.redb"));
-    let hot = tokio::task::spawn_blocking(move || HotStore::open(config))
+/// A store without a cold tier whose warm tier keeps ten days.
+async fn rig() -> Rig {
+    Rig::builder("node-l")
+        .store_config(StoreConfig {
+            warm_retention: Some(Duration::from_secs(10 * 86_400)),
+            ..StoreConfig::default()
+        })
+        .build()
         .await
-        .unwrap()
-        .unwrap();
-    let warm: Arc<dyn WarmTier> = Arc::new(
-        EmbeddedWarm::open(dir.path().join("warm.redb"))
-            .await
-            .unwrap(),
-    );
-    let store = Store::new(
-        Arc::new(hot),
-        Arc::clone(&warm),
-        "node-l",
-        Default::default(),
-    )
-    .with_config(StoreConfig {
-        warm_retention: Some(Duration::from_secs(10 * 86_400)),
-        ..StoreConfig::default()
-    });
-    (store, warm)
 }
 
 fn event(id: &str, ts: i64) -> Event {
@@ -62,8 +47,8 @@ fn event(id: &str, ts: i64) -> Event {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_events_go_to_warm_and_keep_their_place_in_the_batch() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, warm) = store(&dir).await;
+    let rig = rig().await;
+    let (store, warm) = (&rig.store, &rig.embedded);
     let now = now_micros();
     let batch = vec![
         event("live-1", now - 5 * SEC),
@@ -125,8 +110,8 @@ async fn late_events_go_to_warm_and_keep_their_place_in_the_batch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_offsets_commit_with_the_hot_append_of_a_mixed_batch() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, warm) = store(&dir).await;
+    let rig = rig().await;
+    let (store, warm) = (&rig.store, &rig.embedded);
     let now = now_micros();
     let offset = SourceOffset {
         source: "kafka:g".into(),
@@ -185,8 +170,8 @@ async fn kafka_offsets_commit_with_the_hot_append_of_a_mixed_batch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_cold_validation_caps_the_age_at_warm_retention() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _warm) = store(&dir).await;
+    let rig = rig().await;
+    let store = &rig.store;
     let max_age = store.limits().max_age.unwrap();
     assert!(max_age < Duration::from_secs(10 * 86_400), "{max_age:?}");
     assert!(max_age > Duration::from_secs(9 * 86_400), "{max_age:?}");

@@ -7,82 +7,33 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+mod common;
 
+use std::{collections::HashSet, time::Duration};
+
+use common::{Rig, assert_buckets, exporter_config, moving_flusher, test_cold_config, today};
 use proptest::prelude::*;
-use strata_cold::{ColdConfig, ColdStore, FileStore};
-use strata_core::{Tier, cold::DAY_MICROS, warm::WarmTier};
-use strata_hot::{HotConfig, HotStore};
-use strata_tiering::{
-    AggregateAnswer, CacheStatus, Exporter, ExporterConfig, Flusher, FlusherConfig, Store,
-};
+use strata_core::Tier;
+use strata_tiering::{AggregateAnswer, CacheStatus, Store};
 use strata_types::{
-    AggregateQuery, Bucket, Event, Limits, PartialAggregate, QueryParams, decode::DecodedBatch,
-    time::now_micros,
+    AggregateQuery, Bucket, Event, Limits, PartialAggregate, QueryParams,
+    decode::DecodedBatch,
+    time::{DAY, HOUR, SEC, day_of, day_start, now_micros},
 };
-use strata_warm::EmbeddedWarm;
-
-const SEC: i64 = 1_000_000;
-const HOUR: i64 = 3_600 * SEC;
-
-struct Rig {
-    _dir: tempfile::TempDir,
-    store: Store,
-    flusher: Flusher,
-    exporter: Exporter,
-}
 
 async fn rig() -> Rig {
     rig_with(Limits::default()).await
 }
 
+/// Hot, warm and a local-directory archive, with small flush batches and export pages.
 async fn rig_with(limits: Limits) -> Rig {
-    let dir = tempfile::tempdir().unwrap();
-    let hot_config = HotConfig::new(dir.path().join("hot.redb"));
-    let hot = tokio::task::spawn_blocking(move || HotStore::open(hot_config))
+    Rig::builder("node-p")
+        .limits(limits)
+        .cold(test_cold_config())
+        .flusher(moving_flusher(50))
+        .exporter(exporter_config(17))
+        .build()
         .await
-        .unwrap()
-        .unwrap();
-    let warm: Arc<dyn WarmTier> = Arc::new(
-        EmbeddedWarm::open(dir.path().join("warm.redb"))
-            .await
-            .unwrap(),
-    );
-    let blobs = Arc::new(FileStore::open(dir.path().join("cold")).unwrap());
-    let cold = Arc::new(ColdStore::new(
-        blobs,
-        ColdConfig {
-            orphan_grace: Duration::ZERO,
-            row_group_rows: 64,
-            ..ColdConfig::default()
-        },
-    ));
-    let store = Store::new(Arc::new(hot), warm, "node-p", limits).with_cold(cold);
-    let flusher = Flusher::for_store(
-        &store,
-        FlusherConfig {
-            hot_retention: Duration::ZERO,
-            max_batch_events: 50,
-            max_batches_per_pass: 1_000,
-            warm_retention: None,
-            ..FlusherConfig::default()
-        },
-    );
-    let exporter = Exporter::for_store(
-        &store,
-        ExporterConfig {
-            export_after: Duration::from_secs(86_400),
-            page_rows: 17,
-            ..ExporterConfig::default()
-        },
-    )
-    .unwrap();
-    Rig {
-        _dir: dir,
-        store,
-        flusher,
-        exporter,
-    }
 }
 
 /// One event of the pool, before it gets its absolute time.
@@ -119,14 +70,10 @@ fn spec() -> impl Strategy<Value = Spec> {
         })
 }
 
-fn today() -> i64 {
-    now_micros().div_euclid(DAY_MICROS) * DAY_MICROS
-}
-
 fn event(i: usize, s: &Spec, now: i64) -> Event {
     let ts = match s.days_ago {
         None => now - (s.secs % 7_200) * SEC - 1,
-        Some(d) => today() - d * DAY_MICROS + s.secs * SEC + (i as i64 % 1_000),
+        Some(d) => today() - d * DAY + s.secs * SEC + (i as i64 % 1_000),
     };
     Event {
         tenant: format!("t{}", s.tenant),
@@ -223,25 +170,6 @@ fn brute(q: &AggregateQuery, events: &[Event]) -> Vec<Bucket> {
     p.finish(q.agg)
 }
 
-fn assert_same(got: &[Bucket], want: &[Bucket], what: &str) {
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "{what}: bucket count\n{got:?}\n{want:?}"
-    );
-    for (g, w) in got.iter().zip(want) {
-        assert_eq!((g.start, &g.group), (w.start, &w.group), "{what}");
-        match (g.value, w.value) {
-            (Some(a), Some(b)) => assert!(
-                (a - b).abs() <= 1e-9 * b.abs().max(1.0),
-                "{what} at {}: {a} vs {b}",
-                g.start
-            ),
-            (a, b) => assert_eq!(a, b, "{what} at {}", g.start),
-        }
-    }
-}
-
 /// The distinct events so far (first occurrence of each tenant and id wins).
 #[derive(Default)]
 struct Truth {
@@ -290,11 +218,11 @@ async fn run_case(pool: Vec<Spec>, ops: Vec<Op>, queries: Vec<QSpec>) {
                 assert_eq!(report.accepted - report.duplicates, fresh, "step {step}");
             }
             Op::Flush => {
-                rig.flusher.flush_due().await.unwrap();
+                rig.flusher().flush_due().await.unwrap();
             }
-            Op::Export => while rig.exporter.export_due().await.unwrap().more_due {},
+            Op::Export => while rig.exporter().export_due().await.unwrap().more_due {},
             Op::Compact => {
-                rig.exporter.maintain().await.unwrap();
+                rig.exporter().maintain().await.unwrap();
             }
             Op::Query => {
                 let today = today();
@@ -302,14 +230,14 @@ async fn run_case(pool: Vec<Spec>, ops: Vec<Op>, queries: Vec<QSpec>) {
                     let q = query(qs, today);
                     let want = brute(&q, &truth.events);
                     let first = ask(&rig.store, &q).await;
-                    assert_same(&first.buckets, &want, &format!("step {step}: {q:?}"));
+                    assert_buckets(&first.buckets, &want, &format!("step {step}: {q:?}"));
                     let again = ask(&rig.store, &q).await;
-                    assert_same(&again.buckets, &want, &format!("step {step} again: {q:?}"));
+                    assert_buckets(&again.buckets, &want, &format!("step {step} again: {q:?}"));
                     // Ranges holding a whole day that closed over a day ago have at least one
                     // cacheable chunk, which the first answer stored.
                     let closed_day = {
-                        let first_day = q.range.from.div_euclid(DAY_MICROS) + 1;
-                        (first_day + 1) * DAY_MICROS <= q.range.to.min(today - DAY_MICROS)
+                        let first_day = day_of(q.range.from) + 1;
+                        day_start(first_day + 1) <= q.range.to.min(today - DAY)
                     };
                     if closed_day {
                         assert_ne!(again.cache, CacheStatus::Miss, "step {step}: {q:?}");
@@ -319,14 +247,14 @@ async fn run_case(pool: Vec<Spec>, ops: Vec<Op>, queries: Vec<QSpec>) {
         }
     }
     // Finally everything moves as far as it can, and every query still agrees.
-    rig.flusher.flush_due().await.unwrap();
-    while rig.exporter.export_due().await.unwrap().more_due {}
-    rig.exporter.maintain().await.unwrap();
+    rig.flusher().flush_due().await.unwrap();
+    while rig.exporter().export_due().await.unwrap().more_due {}
+    rig.exporter().maintain().await.unwrap();
     let today = today();
     for qs in &queries {
         let q = query(qs, today);
         let got = ask(&rig.store, &q).await;
-        assert_same(
+        assert_buckets(
             &got.buckets,
             &brute(&q, &truth.events),
             &format!("end: {q:?}"),
@@ -369,7 +297,7 @@ proptest! {
 fn late_event_into_an_archived_cached_bucket_changes_exactly_that_bucket() {
     runtime().block_on(async {
         let rig = rig().await;
-        let day = today() - 3 * DAY_MICROS;
+        let day = today() - 3 * DAY;
         let old: Vec<Event> = (0..60)
             .map(|i| {
                 let mut e = event(
@@ -398,8 +326,8 @@ fn late_event_into_an_archived_cached_bucket_changes_exactly_that_bucket() {
             .await
             .unwrap();
         assert_eq!(report.accepted, 60);
-        rig.flusher.flush_due().await.unwrap();
-        while rig.exporter.export_due().await.unwrap().more_due {}
+        rig.flusher().flush_due().await.unwrap();
+        while rig.exporter().export_due().await.unwrap().more_due {}
         assert_eq!(
             rig.store.archive_partitions("t0").await.unwrap().len(),
             2,
@@ -408,8 +336,8 @@ fn late_event_into_an_archived_cached_bucket_changes_exactly_that_bucket() {
 
         let q = AggregateQuery::from_params(&QueryParams {
             tenant: "t0",
-            from: &(day - DAY_MICROS).to_string(),
-            to: &(day + 2 * DAY_MICROS).to_string(),
+            from: &(day - DAY).to_string(),
+            to: &(day + 2 * DAY).to_string(),
             bucket: "1h",
             agg: "sum",
             group_by: Some("attr:page"),
@@ -419,7 +347,7 @@ fn late_event_into_an_archived_cached_bucket_changes_exactly_that_bucket() {
         let first = ask(&rig.store, &q).await;
         assert_eq!(first.cache, CacheStatus::Miss);
         assert_eq!(first.tiers, vec![Tier::Hot, Tier::Cold]);
-        assert_same(&first.buckets, &brute(&q, &old), "archived");
+        assert_buckets(&first.buckets, &brute(&q, &old), "archived");
         let cached = ask(&rig.store, &q).await;
         assert_eq!(cached.cache, CacheStatus::Hit);
         assert_eq!(cached.buckets, first.buckets);
@@ -451,7 +379,7 @@ fn late_event_into_an_archived_cached_bucket_changes_exactly_that_bucket() {
         );
         let mut all = old.clone();
         all.push(late.clone());
-        assert_same(&after.buckets, &brute(&q, &all), "after the late event");
+        assert_buckets(&after.buckets, &brute(&q, &all), "after the late event");
         let bucket = q.bucket_start(late.ts);
         let group = q.group_of(&late);
         let changed: Vec<&Bucket> = after
@@ -494,7 +422,7 @@ fn resends_into_archived_partitions_are_duplicates_on_the_hot_path() {
             ..Limits::default()
         })
         .await;
-        let day = today() - 3 * DAY_MICROS;
+        let day = today() - 3 * DAY;
         let spec = Spec {
             tenant: 1,
             stream: 0,
@@ -524,8 +452,8 @@ fn resends_into_archived_partitions_are_duplicates_on_the_hot_path() {
             }
         };
         assert_eq!(ingest(old.clone()).await.duplicates, 0);
-        rig.flusher.flush_due().await.unwrap();
-        while rig.exporter.export_due().await.unwrap().more_due {}
+        rig.flusher().flush_due().await.unwrap();
+        while rig.exporter().export_due().await.unwrap().more_due {}
         assert_eq!(rig.store.archive_partitions("t1").await.unwrap().len(), 1);
         assert_eq!(rig.store.hot_stats().events, 0);
 
@@ -543,7 +471,7 @@ fn resends_into_archived_partitions_are_duplicates_on_the_hot_path() {
         let q = AggregateQuery::from_params(&QueryParams {
             tenant: "t1",
             from: &day.to_string(),
-            to: &(day + DAY_MICROS).to_string(),
+            to: &(day + DAY).to_string(),
             bucket: "1d",
             agg: "count",
             ..Default::default()
@@ -551,7 +479,7 @@ fn resends_into_archived_partitions_are_duplicates_on_the_hot_path() {
         .unwrap();
         let mut all = old;
         all.push(fresh);
-        assert_same(
+        assert_buckets(
             &ask(&rig.store, &q).await.buckets,
             &brute(&q, &all),
             "count",

@@ -4,80 +4,26 @@
 //! off; the concurrency cap holds.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{sync::Arc, time::Duration};
+mod common;
 
+use std::time::Duration;
+
+use common::{NODE, Rig, moving_flusher, test_cold_config, today};
 use futures::StreamExt;
-use strata_cold::{ColdConfig, ColdStore, FileStore};
-use strata_core::{cold::DAY_MICROS, warm::WarmTier};
-use strata_hot::{HotConfig, HotStore};
-use strata_tiering::{
-    Exporter, ExporterConfig, Flusher, FlusherConfig, ReplayConfig, ReplayCursor, ReplayItem,
-    ReplayLimits, ReplayRequest, Store,
+use strata_tiering::{ReplayConfig, ReplayCursor, ReplayItem, ReplayLimits, ReplayRequest, Store};
+use strata_types::{
+    AttrFilter, Event, TimeRange,
+    time::{DAY, HOUR, SEC, now_micros},
 };
-use strata_types::{AttrFilter, Event, TimeRange, decode::DecodedBatch, time::now_micros};
-use strata_warm::EmbeddedWarm;
 
-const NODE: &str = "node-test";
-const SEC: i64 = 1_000_000;
-
-struct Rig {
-    _dir: tempfile::TempDir,
-    store: Store,
-    flusher: Arc<Flusher>,
-    exporter: Arc<Exporter>,
-}
-
+/// Hot, warm and a local-directory archive; the flusher moves `flush_batch` events per
+/// batch.
 async fn rig(flush_batch: usize) -> Rig {
-    let dir = tempfile::tempdir().unwrap();
-    let hot_config = HotConfig::new(dir.path().join("hot.redb"));
-    let hot = tokio::task::spawn_blocking(move || HotStore::open(hot_config))
+    Rig::builder(NODE)
+        .cold(test_cold_config())
+        .flusher(moving_flusher(flush_batch))
+        .build()
         .await
-        .unwrap()
-        .unwrap();
-    let warm: Arc<dyn WarmTier> = Arc::new(
-        EmbeddedWarm::open(dir.path().join("warm.redb"))
-            .await
-            .unwrap(),
-    );
-    let blobs = Arc::new(FileStore::open(dir.path().join("cold")).unwrap());
-    let cold = Arc::new(ColdStore::new(
-        blobs,
-        ColdConfig {
-            orphan_grace: Duration::ZERO,
-            row_group_rows: 64,
-            ..ColdConfig::default()
-        },
-    ));
-    let store = Store::new(Arc::new(hot), warm, NODE, Default::default()).with_cold(cold);
-    let flusher = Flusher::for_store(
-        &store,
-        FlusherConfig {
-            hot_retention: Duration::ZERO,
-            max_batch_events: flush_batch,
-            max_batches_per_pass: 1000,
-            warm_retention: None,
-            ..FlusherConfig::default()
-        },
-    );
-    let exporter = Exporter::for_store(
-        &store,
-        ExporterConfig {
-            export_after: Duration::from_secs(86_400),
-            page_rows: 97,
-            ..ExporterConfig::default()
-        },
-    )
-    .expect("the store has a cold tier");
-    Rig {
-        _dir: dir,
-        store,
-        flusher: Arc::new(flusher),
-        exporter: Arc::new(exporter),
-    }
-}
-
-fn today() -> i64 {
-    now_micros().div_euclid(DAY_MICROS) * DAY_MICROS
 }
 
 /// `n` events of two tenants: most on the three days before yesterday (old enough to
@@ -92,7 +38,7 @@ fn events(n: usize, seed: usize) -> Vec<Event> {
         } else if k.is_multiple_of(10) {
             now_micros() - (k % 3000) as i64 * SEC
         } else {
-            today() - 2 * DAY_MICROS - ((k % (3 * 86_400)) as i64) * SEC - (k % 997) as i64
+            today() - 2 * DAY - ((k % (3 * 86_400)) as i64) * SEC - (k % 997) as i64
         };
         out.push(Event {
             tenant: if k.is_multiple_of(5) { "other" } else { "acme" }.into(),
@@ -110,27 +56,8 @@ fn events(n: usize, seed: usize) -> Vec<Event> {
 }
 
 async fn ingest(store: &Store, events: &[Event]) {
-    let report = store
-        .ingest(DecodedBatch {
-            events: events.to_vec(),
-            rejected: Vec::new(),
-        })
-        .await
-        .unwrap();
-    assert_eq!(report.accepted, events.len());
+    let report = common::ingest(store, events).await;
     assert_eq!(report.duplicates, 0);
-}
-
-async fn export_all(rig: &Rig) -> u64 {
-    let mut rows = 0;
-    for _ in 0..100 {
-        let r = rig.exporter.export_due().await.unwrap();
-        rows += r.rows;
-        if !r.more_due {
-            return rows;
-        }
-    }
-    panic!("export did not finish")
 }
 
 /// Small slices and a small slice bound, so splitting and growing are exercised.
@@ -146,8 +73,8 @@ fn limits() -> ReplayLimits {
 
 fn whole() -> TimeRange {
     TimeRange {
-        from: today() - 6 * DAY_MICROS,
-        to: today() + DAY_MICROS,
+        from: today() - 6 * DAY,
+        to: today() + DAY,
     }
 }
 
@@ -184,8 +111,8 @@ fn assert_replay(got: &[ReplayItem], want: &[Event], case: &str) {
 fn cases() -> Vec<(&'static str, ReplayRequest)> {
     let base = ReplayRequest::new("acme", whole());
     let narrow = TimeRange {
-        from: today() - 3 * DAY_MICROS + 3_600 * SEC + 17,
-        to: today() - 3 * DAY_MICROS + 9 * 3_600 * SEC,
+        from: today() - 3 * DAY + HOUR + 17,
+        to: today() - 3 * DAY + 9 * HOUR,
     };
     vec![
         ("all", base.clone()),
@@ -240,11 +167,11 @@ async fn replay_over_hot_warm_and_cold_equals_brute_force() {
     // archived days waits in warm next to the archive (or amends it); the last batch stays hot.
     let archived = events(900, 1);
     ingest(&rig.store, &archived).await;
-    rig.flusher.flush_due().await.unwrap();
-    assert!(export_all(&rig).await > 500);
+    rig.flusher().flush_due().await.unwrap();
+    assert!(rig.export_all().await > 500);
     let warm = events(300, 2);
     ingest(&rig.store, &warm).await;
-    rig.flusher.flush_due().await.unwrap();
+    rig.flusher().flush_due().await.unwrap();
     let hot = events(300, 3);
     ingest(&rig.store, &hot).await;
     assert!(rig.store.hot_stats().events > 0, "some events still hot");
@@ -289,8 +216,8 @@ async fn replay_is_exactly_once_while_flushes_and_exports_run() {
         let all = events(1200, 10 + round);
         ingest(&rig.store, &all).await;
         let mover = {
-            let flusher = Arc::clone(&rig.flusher);
-            let exporter = Arc::clone(&rig.exporter);
+            let flusher = rig.flusher().clone();
+            let exporter = rig.exporter().clone();
             tokio::spawn(async move {
                 let mut moved = 0;
                 loop {
@@ -353,8 +280,8 @@ async fn an_interrupted_replay_resumes_from_its_cursor() {
             .await;
         // The data moves between the two halves: hot → warm → cold.
         if cut == 150 {
-            rig.flusher.flush_due().await.unwrap();
-            export_all(&rig).await;
+            rig.flusher().flush_due().await.unwrap();
+            rig.export_all().await;
         }
         let cursor = first.last().unwrap().cursor.clone();
         let resumed = ReplayRequest {

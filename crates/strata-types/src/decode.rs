@@ -6,12 +6,13 @@
 //! struct. A body that is not JSON at all fails as a whole ([`BatchError`]); a bad event only
 //! rejects itself.
 
-use std::{borrow::Cow, collections::BTreeMap};
+use std::collections::BTreeMap;
 
 use serde_json::value::RawValue;
 
 use crate::{
     Event, Limits, UnknownFields,
+    json::{self, first_duplicate, object_entries},
     time::parse_rfc3339,
     validate::{FieldError, Rejection, validate_event},
 };
@@ -119,13 +120,22 @@ const KNOWN_FIELDS: [&str; 8] = [
 /// Decodes one event from its JSON text (no limit checks beyond the unknown-field policy;
 /// see [`validate_event`]).
 pub fn decode_event(raw: &str, limits: &Limits) -> Result<Event, FieldError> {
-    let fields: BTreeMap<Cow<'_, str>, &RawValue> = serde_json::from_str(raw)
+    let entries = object_entries(raw)
         .map_err(|e| FieldError::new("", format!("an event must be a JSON object ({e})")))?;
+    // serde_json keeps the last of two equal keys; a gateway that reads the first would
+    // then disagree with Strata about, say, the tenant. Refuse the ambiguity.
+    if let Some(dup) = first_duplicate(&entries) {
+        return Err(FieldError::new(
+            dup,
+            "appears more than once in the event; every field must be given once",
+        ));
+    }
+    let fields: BTreeMap<String, &RawValue> = entries.into_iter().collect();
     if limits.unknown_fields == UnknownFields::Reject
-        && let Some(unknown) = fields.keys().find(|k| !KNOWN_FIELDS.contains(&k.as_ref()))
+        && let Some(unknown) = fields.keys().find(|k| !KNOWN_FIELDS.contains(&k.as_str()))
     {
         return Err(FieldError::new(
-            unknown.as_ref(),
+            unknown.as_str(),
             format!(
                 "unknown field; known fields are {} (unknown_fields=reject)",
                 KNOWN_FIELDS.join(", ")
@@ -147,22 +157,25 @@ pub fn decode_event(raw: &str, limits: &Limits) -> Result<Event, FieldError> {
         )?,
         value: match non_null(&fields, "value")? {
             None => None,
-            Some(raw) => Some(serde_json::from_str::<f64>(raw.get()).map_err(|_| {
-                FieldError::new("value", format!("must be a number, got {}", kind(raw)))
-            })?),
+            Some(raw) => Some(decode_value(raw)?),
         },
         attrs: match non_null(&fields, "attrs")? {
             None => BTreeMap::new(),
             Some(raw) => decode_attrs(raw)?,
         },
-        payload: non_null(&fields, "payload")?.map(|raw| raw.get().to_owned()),
+        // Stored compact, so that every NDJSON line of a replay or an archive read is one
+        // event whatever whitespace the client sent.
+        payload: non_null(&fields, "payload")?
+            .map(|raw| json::compact(raw.get(), limits.max_payload_depth))
+            .transpose()
+            .map_err(|e| FieldError::new("payload", e.to_string()))?,
     };
     Ok(event)
 }
 
 /// A field's raw value; `null` counts as absent.
 fn non_null<'a>(
-    fields: &BTreeMap<Cow<'_, str>, &'a RawValue>,
+    fields: &BTreeMap<String, &'a RawValue>,
     name: &str,
 ) -> Result<Option<&'a RawValue>, FieldError> {
     Ok(fields.get(name).copied().filter(|raw| raw.get() != "null"))
@@ -187,14 +200,41 @@ fn decode_ts(raw: &RawValue) -> Result<i64, FieldError> {
     }
 }
 
+fn decode_value(raw: &RawValue) -> Result<f64, FieldError> {
+    let text = raw.get();
+    if kind(raw) != "a number" {
+        return Err(FieldError::new(
+            "value",
+            format!("must be a number, got {}", kind(raw)),
+        ));
+    }
+    match serde_json::from_str::<f64>(text) {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(FieldError::new(
+            "value",
+            format!(
+                "{} is outside the range of a 64-bit float (about ±1.8e308)",
+                text.chars().take(40).collect::<String>()
+            ),
+        )),
+    }
+}
+
 fn decode_attrs(raw: &RawValue) -> Result<BTreeMap<String, String>, FieldError> {
-    let map: BTreeMap<String, &RawValue> = serde_json::from_str(raw.get()).map_err(|_| {
+    let entries = object_entries(raw.get()).map_err(|_| {
         FieldError::new(
             "attrs",
             format!("must be an object of strings, got {}", kind(raw)),
         )
     })?;
-    map.into_iter()
+    if let Some(dup) = first_duplicate(&entries) {
+        return Err(FieldError::new(
+            format!("attrs.{dup}"),
+            "appears more than once; every attribute must be given once",
+        ));
+    }
+    entries
+        .into_iter()
         .map(|(k, v)| match serde_json::from_str::<String>(v.get()) {
             Ok(s) => Ok((k, s)),
             Err(_) => Err(FieldError::new(
@@ -234,11 +274,12 @@ mod tests {
     }
 
     #[test]
-    fn decodes_array_and_keeps_payload_bytes() {
+    fn decodes_array_and_stores_payload_compact() {
         let body = format!("[{}, {}]", ok_event("a"), ok_event("b"));
         let b = decode(&body, BodyFormat::JsonArray).unwrap();
         assert_eq!(b.events.len(), 2);
-        assert_eq!(b.events[0].payload.as_deref(), Some(r#"{"x": [1, 2]}"#));
+        // Whitespace outside strings goes, so NDJSON answers keep one event per line.
+        assert_eq!(b.events[0].payload.as_deref(), Some(r#"{"x":[1,2]}"#));
         assert_eq!(b.events[1].id, "b");
         assert_eq!(b.events[0].value, Some(2.0));
     }
@@ -345,5 +386,63 @@ mod tests {
             decode(&body, BodyFormat::JsonArray).unwrap().events.len(),
             2
         );
+    }
+
+    fn reject_reason(event: &str) -> (String, String) {
+        let b = decode(&format!("[{event}]"), BodyFormat::JsonArray).unwrap();
+        assert!(b.events.is_empty(), "accepted: {event}");
+        (b.rejected[0].field.clone(), b.rejected[0].reason.clone())
+    }
+
+    #[test]
+    fn hostile_events_are_rejected_naming_the_field() {
+        let e = ok_event("a");
+        // Two tenants: a gateway authorising on the first must not be bypassed.
+        let twice = e.replacen(
+            r#""tenant":"acme""#,
+            r#""tenant":"acme","tenant":"evil""#,
+            1,
+        );
+        assert_eq!(reject_reason(&twice).0, "tenant");
+        let attrs = e.replacen(r#""page":"/""#, r#""page":"/","page":"/x""#, 1);
+        assert_eq!(reject_reason(&attrs).0, "attrs.page");
+        let payload = e.replacen(r#"{"x": [1, 2]}"#, r#"{"x":1,"x":2}"#, 1);
+        let (field, reason) = reject_reason(&payload);
+        assert_eq!(field, "payload");
+        assert!(reason.contains("twice"), "{reason}");
+        let deep = "[".repeat(30_000) + &"]".repeat(30_000);
+        let (field, reason) = reject_reason(&e.replacen(r#"{"x": [1, 2]}"#, &deep, 1));
+        assert_eq!(field, "payload");
+        assert!(reason.contains("max_payload_depth"), "{reason}");
+        let (field, reason) = reject_reason(&e.replacen(r#""value":2"#, r#""value":1e400"#, 1));
+        assert_eq!(field, "value");
+        assert!(reason.contains("range"), "{reason}");
+        for (field, bad) in [("id", r#""id":"a\u0000b""#), ("key", r#""key":"u\n1""#)] {
+            let original = if field == "id" {
+                r#""id":"a""#
+            } else {
+                r#""key":"u1""#
+            };
+            let (got, reason) = reject_reason(&e.replacen(original, bad, 1));
+            assert_eq!(got, field);
+            assert!(reason.contains("control character"), "{reason}");
+        }
+        let (field, _) = reject_reason(&e.replacen(r#""page":"/""#, r#""page":"a\u0000""#, 1));
+        assert_eq!(field, "attrs.page");
+        let (field, _) = reject_reason(&e.replacen(r#""page":"/""#, r#""p\u0007":"/""#, 1));
+        assert_eq!(field, "attrs.p\u{7}");
+    }
+
+    #[test]
+    fn payload_newlines_never_break_ndjson() {
+        let e = ok_event("a").replacen(
+            r#"{"x": [1, 2]}"#,
+            "{\n \"s\": \"a\\nb\",\n \"n\": 1.50\n}",
+            1,
+        );
+        let b = decode(&format!("[{e}]"), BodyFormat::JsonArray).unwrap();
+        let payload = b.events[0].payload.as_deref().unwrap();
+        assert_eq!(payload, r#"{"s":"a\nb","n":1.50}"#);
+        assert!(!payload.contains('\n'));
     }
 }

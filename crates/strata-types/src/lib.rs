@@ -17,6 +17,7 @@
 
 pub mod decode;
 pub mod event;
+pub mod json;
 pub mod limits;
 pub mod query;
 pub mod time;

@@ -40,6 +40,9 @@ pub struct Limits {
     pub max_attr_value_bytes: usize,
     /// Largest `payload`, bytes of JSON text.
     pub max_payload_bytes: usize,
+    /// Deepest nesting of objects and arrays in `payload` (common JSON parsers, including
+    /// the ones replay and archive readers use, give up on very deep documents).
+    pub max_payload_depth: usize,
     /// How far in the future (by the server's clock) `ts` may be.
     pub max_future_skew: Duration,
     /// How far in the past `ts` may be for the event to enter the hot tier. Older events
@@ -68,6 +71,7 @@ impl Default for Limits {
             max_attr_key_bytes: 64,
             max_attr_value_bytes: 256,
             max_payload_bytes: 64 * 1024,
+            max_payload_depth: 64,
             max_future_skew: Duration::from_secs(5 * 60),
             // Six hours cover producers that buffer through an outage of a few hours (edge
             // gateways, mobile clients) and drifting clocks; anything later takes the late

@@ -125,7 +125,7 @@ impl QueryError {
 /// Smallest bucket.
 pub const MIN_BUCKET: i64 = MICROS_PER_SEC;
 /// Largest bucket.
-pub const MAX_BUCKET: i64 = 86_400 * MICROS_PER_SEC;
+pub const MAX_BUCKET: i64 = crate::time::DAY;
 /// Most buckets one query may span (keeps a response bounded).
 pub const MAX_BUCKETS: i64 = 100_000;
 
@@ -166,6 +166,8 @@ impl AggregateQuery {
                 "must be a whole number of seconds from 1s to 1d",
             ));
         }
+        // `from` and `to` are within MIN_TS..=MAX_TS, so this cannot overflow; the bound
+        // on buckets keeps every later loop over them bounded by it.
         let span = (to - from) / bucket + 2;
         if span > MAX_BUCKETS {
             return Err(QueryError::new(
@@ -370,6 +372,35 @@ mod tests {
             agg: "count",
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn hostile_ranges_are_refused_without_overflow() {
+        let max = i64::MAX.to_string();
+        let min = i64::MIN.to_string();
+        for (from, to, field) in [
+            ("-1", max.as_str(), "to"),
+            (min.as_str(), "0", "from"),
+            ("0", "253402300800000000", "to"),
+        ] {
+            let err = AggregateQuery::from_params(&QueryParams {
+                from,
+                to,
+                bucket: "1s",
+                ..params()
+            })
+            .unwrap_err();
+            assert_eq!(err.field, field, "{from}..{to}: {}", err.reason);
+        }
+        // The widest range with the widest bucket is still bounded by MAX_BUCKETS.
+        let err = AggregateQuery::from_params(&QueryParams {
+            from: "0001-01-01T00:00:00Z",
+            to: "9999-12-31T23:59:59Z",
+            bucket: "1d",
+            ..params()
+        })
+        .unwrap_err();
+        assert_eq!(err.field, "bucket");
     }
 
     #[test]

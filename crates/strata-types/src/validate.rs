@@ -90,12 +90,28 @@ fn check_len(
             ),
         ));
     }
-    Ok(())
+    check_no_control(field, value)
 }
 
-/// The earliest event time Strata stores: 0001-01-01T00:00:00Z in epoch micros. Earlier
-/// times have no RFC 3339 form, and day arithmetic near `i64::MIN` would overflow.
-pub const MIN_TS: i64 = -62_135_596_800 * MICROS_PER_SEC;
+/// Refuses control characters (NUL, newlines, escape, DEL, C1 controls): PostgreSQL text
+/// cannot hold NUL, and line breaks and escapes in ids, keys and attributes break logs, CSV
+/// and terminal output downstream. Payloads are JSON, where such characters only appear
+/// escaped, so they are not checked here.
+fn check_no_control(field: &str, value: &str) -> Result<(), FieldError> {
+    match value.char_indices().find(|(_, c)| c.is_control()) {
+        None => Ok(()),
+        Some((at, c)) => Err(FieldError::new(
+            field,
+            format!(
+                "contains the control character U+{:04X} at byte {at}; control characters \
+                 (NUL, line breaks, escapes) are not allowed",
+                u32::from(c)
+            ),
+        )),
+    }
+}
+
+pub use crate::time::MIN_TS;
 
 /// Validates one decoded event against `limits` at server time `now` (epoch micros).
 pub fn validate_event(event: &Event, limits: &Limits, now: i64) -> Result<(), FieldError> {
@@ -186,12 +202,13 @@ pub fn validate_event(event: &Event, limits: &Limits, now: i64) -> Result<(), Fi
     Ok(())
 }
 
-/// Checks that `payload` is one JSON value (for APIs where it arrives as a string, e.g.
-/// gRPC); REST payloads are JSON by construction.
-pub fn check_payload_json(payload: &str) -> Result<(), FieldError> {
-    serde_json::from_str::<&serde_json::value::RawValue>(payload)
-        .map(|_| ())
-        .map_err(|e| FieldError::new("payload", format!("must be JSON text ({e})")))
+/// A payload that arrived as text (gRPC, Kafka) in the form Strata stores: one JSON value,
+/// nested at most `max_depth` deep, no object key twice, compact (see [`crate::json`]).
+pub fn normalize_payload(payload: &str, max_depth: usize) -> Result<String, FieldError> {
+    let raw = serde_json::from_str::<&serde_json::value::RawValue>(payload)
+        .map_err(|e| FieldError::new("payload", format!("must be JSON text ({e})")))?;
+    crate::json::compact(raw.get(), max_depth)
+        .map_err(|e| FieldError::new("payload", e.to_string()))
 }
 
 /// Validates already-decoded events (from gRPC or Kafka): splits them into accepted events
@@ -222,7 +239,7 @@ pub fn validate_batch(
 }
 
 fn duration_micros(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+    crate::time::duration_micros(d)
 }
 
 #[cfg(test)]

@@ -8,65 +8,14 @@
 use std::{path::Path, sync::Arc, time::Duration};
 
 use clap::{ArgAction, Args, ValueEnum};
-use strata_cold::{ColdConfig, ColdStore, LockSettings, S3Options};
+use strata_cold::{ColdConfig, ColdStore, ColdUrl, LockSettings, S3Options};
 use strata_core::cold::RetentionMode;
 use tracing::info;
 
 use crate::{
     Error, Result,
-    cli::{parse_byte_size, parse_duration, parse_positive_duration},
+    flags::{SecretUrlParser, parse_byte_size, parse_duration, parse_positive_duration},
 };
-
-/// Where the archive lives, as `--cold` names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ColdUrl {
-    /// `file://<dir>`: a local directory.
-    File(String),
-    /// `s3://bucket[/prefix]`.
-    S3(String),
-    /// `none`: no cold tier.
-    Disabled,
-}
-
-impl ColdUrl {
-    /// The URL the blob store opens, `None` when disabled.
-    pub fn as_url(&self) -> Option<&str> {
-        match self {
-            Self::File(u) | Self::S3(u) => Some(u),
-            Self::Disabled => None,
-        }
-    }
-}
-
-impl std::fmt::Display for ColdUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_url().unwrap_or("none"))
-    }
-}
-
-/// Parses `--cold`.
-pub(crate) fn parse_cold_url(s: &str) -> std::result::Result<ColdUrl, String> {
-    let s = s.trim();
-    if matches!(s, "none" | "off") {
-        return Ok(ColdUrl::Disabled);
-    }
-    if let Some(dir) = s.strip_prefix("file://") {
-        if dir.is_empty() {
-            return Err("`file://` needs a directory, e.g. `file://storage/cold`".into());
-        }
-        return Ok(ColdUrl::File(s.to_owned()));
-    }
-    if let Some(rest) = s.strip_prefix("s3://") {
-        let bucket = rest.split('/').next().unwrap_or_default();
-        if bucket.is_empty() {
-            return Err("`s3://` needs a bucket, e.g. `s3://my-bucket/strata`".into());
-        }
-        return Ok(ColdUrl::S3(s.to_owned()));
-    }
-    Err(format!(
-        "expected `file://<dir>`, `s3://bucket/prefix` or `none`, got `{s}`"
-    ))
-}
 
 /// `--object-lock-mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -94,7 +43,7 @@ pub struct ColdArgs {
     /// The cold archive: `file://<dir>` (a local directory; relative paths allowed),
     /// `s3://bucket/prefix`, or `none` (no cold tier: nothing is exported and warm keeps rows
     /// for --warm-retention). Default: `file://<data-dir>/cold`.
-    #[arg(long, env = "STRATA_COLD", value_parser = parse_cold_url, value_name = "URL")]
+    #[arg(long, env = "STRATA_COLD", value_parser = SecretUrlParser::<ColdUrl>::new(), value_name = "URL")]
     pub cold: Option<ColdUrl>,
     /// S3 endpoint URL, for S3-compatible servers (MinIO, moto, ...); unset uses
     /// `AWS_ENDPOINT_URL` or AWS itself. Credentials and region come from the standard AWS
@@ -173,7 +122,7 @@ impl ColdArgs {
     pub fn url(&self, data_dir: &Path) -> ColdUrl {
         self.cold
             .clone()
-            .unwrap_or_else(|| ColdUrl::File(format!("file://{}", data_dir.join("cold").display())))
+            .unwrap_or_else(|| ColdUrl::in_data_dir(data_dir))
     }
 
     /// The S3 options these flags describe.
@@ -206,18 +155,19 @@ impl ColdArgs {
     /// directory is created when missing, an S3 bucket must exist.
     pub async fn open(&self, data_dir: &Path) -> Result<Option<Arc<ColdStore>>> {
         let url = self.url(data_dir);
-        let Some(target) = url.as_url() else {
+        if url.is_disabled() {
             info!("no cold tier (--cold none): nothing is exported");
             return Ok(None);
-        };
+        }
         info!(cold = %url, "opening the cold tier");
-        let blobs = strata_cold::open_blob_store(target, &self.s3_options())
+        let blobs = url
+            .open(&self.s3_options())
             .await
             .map_err(|source| Error::OpenCold {
-                target: target.to_owned(),
+                target: url.to_string(),
                 source,
             })?;
-        Ok(Some(Arc::new(ColdStore::new(blobs, self.to_config()))))
+        Ok(blobs.map(|blobs| Arc::new(ColdStore::new(blobs, self.to_config()))))
     }
 }
 
@@ -228,7 +178,7 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
 
-    fn serve(args: &[&str]) -> Result<crate::cli::ServeArgs, clap::Error> {
+    fn serve(args: &[&str]) -> Result<crate::serve::ServeArgs, clap::Error> {
         let cli = Cli::try_parse_from(["strata", "serve"].iter().chain(args))?;
         match cli.command {
             Command::Serve(s) => Ok(*s),
@@ -239,10 +189,7 @@ mod tests {
     #[test]
     fn defaults_put_the_archive_in_the_data_directory() {
         let s = serve(&[]).unwrap();
-        assert_eq!(
-            s.cold.url(&s.data_dir),
-            ColdUrl::File("file://storage/cold".into())
-        );
+        assert_eq!(s.cold.url(&s.data_dir).to_string(), "file://storage/cold");
         assert_eq!(s.cold.export_after, Duration::from_secs(86_400));
         assert_eq!(s.export_interval, Duration::from_secs(60));
         assert!(!s.cold.s3_force_path_style);
@@ -253,10 +200,7 @@ mod tests {
         let s3 = s.cold.s3_options();
         assert_eq!(s3.endpoint, None);
         let s = serve(&["--data-dir", "node-a"]).unwrap();
-        assert_eq!(
-            s.cold.url(&s.data_dir),
-            ColdUrl::File("file://node-a/cold".into())
-        );
+        assert_eq!(s.cold.url(&s.data_dir).to_string(), "file://node-a/cold");
     }
 
     #[test]
@@ -281,10 +225,7 @@ mod tests {
             "3d",
         ])
         .unwrap();
-        assert_eq!(
-            s.cold.url(&s.data_dir),
-            ColdUrl::S3("s3://bucket/prefix".into())
-        );
+        assert_eq!(s.cold.url(&s.data_dir).to_string(), "s3://bucket/prefix");
         assert_eq!(s.cold.export_after, Duration::from_secs(7200));
         assert_eq!(s.export_interval, Duration::from_secs(5));
         let s3 = s.cold.s3_options();
@@ -301,7 +242,7 @@ mod tests {
             })
         );
         let s = serve(&["--cold", "none"]).unwrap();
-        assert_eq!(s.cold.url(&s.data_dir).as_url(), None);
+        assert!(s.cold.url(&s.data_dir).is_disabled());
     }
 
     #[test]

@@ -191,6 +191,23 @@ pub enum ShutdownCut {
     SecondSignal,
 }
 
+impl From<strata_warm::OpenError> for Error {
+    fn from(e: strata_warm::OpenError) -> Self {
+        match e {
+            strata_warm::OpenError::Backend { target, source } => Self::OpenWarm { target, source },
+            strata_warm::OpenError::NodeReused {
+                node,
+                warm_committed,
+                hot_last_seq,
+            } => Self::NodeReused {
+                node,
+                warm_committed,
+                hot_last_seq,
+            },
+        }
+    }
+}
+
 impl std::fmt::Display for ShutdownCut {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -13,16 +13,15 @@ use std::{path::PathBuf, sync::Arc};
 
 use clap::Args;
 use strata_core::hot::HotTier;
-use strata_hot::{HotConfig, HotStore};
+use strata_hot::HotConfig;
 use strata_tiering::{CompactReport, ExportReport, Exporter, ExporterConfig};
 use tracing::{info, warn};
 
 use crate::{
     Error, Result,
-    cli::{WarmArgs, parse_node_id},
     cold::ColdArgs,
-    node::{self, NodeIdError},
-    serve::HOT_FILE,
+    data_dir::{self, OpenMode, held_by_a_server},
+    flags::{WarmArgs, parse_node_id},
 };
 
 /// Flags of `strata export`: the same tier flags as `serve`.
@@ -82,11 +81,14 @@ pub async fn export(args: &ExportArgs) -> Result<ExportSummary> {
             "the cold tier is disabled (--cold none): there is nowhere to export to".into(),
         ));
     };
-    let (hot, node) = open_hot(&dir, args.node_id.clone()).await?;
+    let config = HotConfig::new(data_dir::hot_path(&dir));
+    let (hot, node) =
+        data_dir::open_hot(&dir, config, args.node_id.clone(), OpenMode::Existing).await?;
+    let hot: Arc<dyn HotTier> = Arc::new(hot);
     let result = async {
         let config = args.warm.to_config(&dir, false);
         let url = &args.warm.warm;
-        let warm = strata_warm::open_warm(url.expose(), &config)
+        let warm = strata_warm::open_warm(url, &config)
             .await
             .map_err(|source| {
                 if held_by_a_server(&source) {
@@ -127,62 +129,4 @@ pub async fn export(args: &ExportArgs) -> Result<ExportSummary> {
         warn!(error = %e, "closing the hot tier");
     }
     result
-}
-
-/// Opens the node's existing hot tier and reads its node id; refuses a directory without
-/// one and one a running server holds.
-async fn open_hot(
-    dir: &std::path::Path,
-    requested: Option<String>,
-) -> Result<(Arc<dyn HotTier>, String)> {
-    let path = dir.join(HOT_FILE);
-    let dir = dir.to_path_buf();
-    let (hot, node) = tokio::task::spawn_blocking(move || {
-        if !path.exists() {
-            return Err(Error::NoHotTier { path });
-        }
-        let node =
-            node::load_or_create(&dir, true, requested.as_deref()).map_err(
-                |source| match source {
-                    NodeIdError::Io(source) => Error::DataDir {
-                        path: dir.join(node::NODE_FILE),
-                        source,
-                    },
-                    source => Error::NodeId {
-                        dir: dir.clone(),
-                        source,
-                    },
-                },
-            )?;
-        let hot = HotStore::open(HotConfig::new(path.clone())).map_err(|source| {
-            if held_by_a_server(&source) {
-                Error::InUse { dir: dir.clone() }
-            } else {
-                Error::OpenHot { path, source }
-            }
-        })?;
-        Ok((hot, node))
-    })
-    .await
-    .map_err(|source| Error::Task {
-        task: "open hot tier",
-        source,
-    })??;
-    Ok((Arc::new(hot), node))
-}
-
-/// Whether opening an embedded file failed because another process (a running server)
-/// holds it.
-pub(crate) fn held_by_a_server(e: &strata_core::Error) -> bool {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = current {
-        if matches!(
-            err.downcast_ref::<redb::DatabaseError>(),
-            Some(redb::DatabaseError::DatabaseAlreadyOpen)
-        ) {
-            return true;
-        }
-        current = err.source();
-    }
-    false
 }

@@ -11,9 +11,12 @@
 
 pub mod archive;
 pub mod cli;
+mod client;
 pub mod cold;
+pub mod data_dir;
 mod error;
 pub mod export;
+pub mod flags;
 pub mod load;
 pub mod migrate;
 pub mod node;
@@ -21,7 +24,6 @@ pub mod replay;
 pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
-pub mod warm;
 
 use std::{process::ExitCode, time::Duration};
 

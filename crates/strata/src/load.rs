@@ -25,13 +25,111 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::{
-    Error, Result,
-    cli::{LoadArgs, Protocol},
-};
+use clap::{Args, ValueEnum};
+
+use crate::{Error, Result, flags::parse_duration};
 use generator::Generator;
 use report::{RunInfo, Summary, Tally};
 use sender::Sender;
+
+/// Flags of `strata load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Protocol to send events with.
+    #[arg(long, env = "STRATA_LOAD_PROTOCOL", value_enum, default_value_t = Protocol::Rest)]
+    pub protocol: Protocol,
+    /// Server to send to: a base URL for REST (default `http://127.0.0.1:8080`), the gRPC
+    /// endpoint for gRPC (default `http://127.0.0.1:50051`; a bare `host:port` works too).
+    #[arg(long, env = "STRATA_LOAD_TARGET")]
+    pub target: Option<String>,
+    /// Send REST bodies as NDJSON instead of a JSON array.
+    #[arg(long, env = "STRATA_LOAD_NDJSON")]
+    pub ndjson: bool,
+    /// Events per second over all connections; 0 sends as fast as the server answers.
+    #[arg(long, env = "STRATA_LOAD_RATE", default_value_t = 0)]
+    pub rate: u64,
+    /// Events to send in total (default 100000 when `--duration` is not given either).
+    #[arg(long, env = "STRATA_LOAD_EVENTS")]
+    pub events: Option<u64>,
+    /// How long to send for; with `--events` too, whichever ends first.
+    #[arg(long, env = "STRATA_LOAD_DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Events per request.
+    #[arg(long, env = "STRATA_LOAD_BATCH_SIZE", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: u32,
+    /// Requests in flight at once.
+    #[arg(long, env = "STRATA_LOAD_CONCURRENCY", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub concurrency: u32,
+    /// Number of tenants events are spread over.
+    #[arg(long, env = "STRATA_LOAD_TENANTS", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub tenants: u32,
+    /// Number of streams (event types) per tenant.
+    #[arg(long, env = "STRATA_LOAD_STREAMS", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub streams: u32,
+    /// Number of distinct keys (entities); picked with a Zipf distribution.
+    #[arg(long, env = "STRATA_LOAD_KEYS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub keys: u64,
+    /// Zipf exponent for key popularity (0 = uniform; around 1 is typical of real traffic).
+    #[arg(long, env = "STRATA_LOAD_ZIPF_S", default_value_t = 1.1, value_parser = parse_zipf_s)]
+    pub zipf_s: f64,
+    /// Random seed for event contents (default: random; the summary prints it). Ids stay
+    /// unique across runs either way.
+    #[arg(long, env = "STRATA_LOAD_SEED")]
+    pub seed: Option<u64>,
+    /// Retries of a request the server refused as overloaded (503/429, gRPC unavailable or
+    /// resource exhausted), after the wait it asks for; the same ids are resent, so a retry
+    /// never doubles an event.
+    #[arg(long, env = "STRATA_LOAD_RETRIES", default_value_t = 3)]
+    pub retries: u32,
+    /// Print the summary as one JSON object on standard output.
+    #[arg(long, env = "STRATA_LOAD_JSON")]
+    pub json: bool,
+    /// Produce the events into Kafka at these bootstrap brokers instead of sending them to a
+    /// server (`--protocol` and `--target` are then ignored). Idempotent producer; each
+    /// message is one event's JSON, keyed by the event's key.
+    #[arg(long = "kafka", value_name = "BROKERS", env = "STRATA_LOAD_KAFKA")]
+    pub kafka: Option<String>,
+    /// Topic to produce into; created (through the admin API) when missing.
+    #[arg(long, env = "STRATA_LOAD_KAFKA_TOPIC", default_value = "events")]
+    pub kafka_topic: String,
+    /// Partitions of the topic when it has to be created.
+    #[arg(long, env = "STRATA_LOAD_KAFKA_PARTITIONS", default_value_t = 4)]
+    pub kafka_partitions: i32,
+    /// A librdkafka producer property, `NAME=VALUE` (repeatable).
+    #[arg(long = "kafka-property", value_name = "NAME=VALUE", value_parser = strata_ingest::parse_property)]
+    pub kafka_properties: Vec<(String, String)>,
+}
+
+/// `--protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Protocol {
+    /// `POST /v1/events`.
+    Rest,
+    /// `strata.v1.Ingest/Write`.
+    Grpc,
+}
+
+impl Protocol {
+    /// The name used in summaries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rest => "rest",
+            Self::Grpc => "grpc",
+        }
+    }
+}
+
+fn parse_zipf_s(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err("expected a number >= 0".into()),
+    }
+}
 
 /// Events sent when neither `--events` nor `--duration` is given.
 pub const DEFAULT_EVENTS: u64 = 100_000;

@@ -10,7 +10,21 @@
 
 use std::path::Path;
 
-use crate::{Error, Result, cli::MigrateArgs};
+use clap::Args;
+
+use crate::{Error, Result, flags::WarmArgs};
+
+/// Flags of `strata migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The warm tier to migrate.
+    #[command(flatten)]
+    pub warm: WarmArgs,
+    /// Print the warm mode, the applied and pending migrations and whether the timescaledb
+    /// extension is available, instead of applying anything.
+    #[arg(long)]
+    pub status: bool,
+}
 
 /// Runs `strata migrate`.
 pub async fn run(args: MigrateArgs) -> Result<()> {
@@ -19,7 +33,7 @@ pub async fn run(args: MigrateArgs) -> Result<()> {
     // is involved.
     let config = args.warm.to_config(Path::new("."), false);
     if args.status {
-        let status = strata_warm::status(url.expose(), &config)
+        let status = strata_warm::status(url, &config)
             .await
             .map_err(|source| Error::Migrate {
                 action: "read the migration status of",
@@ -29,7 +43,7 @@ pub async fn run(args: MigrateArgs) -> Result<()> {
         print!("{status}");
     } else {
         tracing::info!(warm = %url, "applying warm tier migrations");
-        let report = strata_warm::migrate(url.expose(), &config)
+        let report = strata_warm::migrate(url, &config)
             .await
             .map_err(|source| Error::Migrate {
                 action: "migrate",

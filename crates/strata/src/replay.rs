@@ -15,7 +15,7 @@ use std::{io::IsTerminal, num::NonZeroU32, path::PathBuf, time::Duration};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Deserialize;
+use strata_api::NdjsonReader;
 use strata_ingest::{ProducerConfig, ReplayRecord, ReplaySummary, parse_property};
 use strata_tiering::ReplayChecksum;
 use strata_types::time::{format_rfc3339, parse_param};
@@ -23,9 +23,6 @@ use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio_util::sync::CancellationToken;
 
 use crate::{Error, Result};
-
-/// Longest NDJSON line accepted; bounds memory against a misbehaving server.
-const MAX_LINE_BYTES: usize = 256 * 1024 * 1024;
 
 /// Flags of `strata replay`.
 #[derive(Debug, Args)]
@@ -95,67 +92,17 @@ fn parse_time(s: &str) -> std::result::Result<String, String> {
     Ok(s.to_owned())
 }
 
-/// The server's error body (a whole response, or the `error` member of a last line).
-#[derive(Debug, Deserialize)]
-struct ErrorBody {
-    code: String,
-    message: String,
-    #[serde(default)]
-    field: Option<String>,
-}
-
-impl std::fmt::Display for ErrorBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}", self.message, self.code)?;
-        if let Some(field) = &self.field {
-            write!(f, ", field `{field}`")?;
-        }
-        f.write_str(")")
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct ErrorLine {
-    error: ErrorBody,
-}
-
-/// Reads `GET /v1/replay`'s body line by line.
-struct Lines {
-    response: reqwest::Response,
-    buf: Vec<u8>,
-    done: bool,
-}
+/// Reads `GET /v1/replay`'s body: one record per line. A connection that breaks, a body
+/// that ends mid-line, an error line or a line that is not an event end the reading.
+struct Lines(NdjsonReader<crate::client::Chunks>);
 
 impl Lines {
-    /// The next line, `None` at the end of a complete body; an error for a broken
-    /// connection, an error line or a line that is not an event.
+    /// The next record, `None` at the end of a complete body.
     async fn next(&mut self) -> std::result::Result<Option<ReplayRecord>, String> {
-        loop {
-            if let Some(at) = self.buf.iter().position(|b| *b == b'\n') {
-                let rest = self.buf.split_off(at + 1);
-                let mut line = std::mem::replace(&mut self.buf, rest);
-                line.pop();
-                if line.is_empty() {
-                    continue;
-                }
-                return parse_line(&line).map(Some);
-            }
-            if self.done {
-                if self.buf.is_empty() {
-                    return Ok(None);
-                }
-                return Err("the answer ended in the middle of a line".into());
-            }
-            match self.response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if self.buf.len() + chunk.len() > MAX_LINE_BYTES {
-                        return Err(format!("a line is longer than {MAX_LINE_BYTES} bytes"));
-                    }
-                    self.buf.extend_from_slice(&chunk);
-                }
-                Ok(None) => self.done = true,
-                Err(e) => return Err(format!("the connection to the server broke: {e}")),
-            }
+        match self.0.next_line().await {
+            Ok(Some(line)) => parse_line(&line).map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(crate::client::describe(&e)),
         }
     }
 }
@@ -164,9 +111,6 @@ impl Lines {
 /// error line the server ends a broken-off body with becomes the error.
 fn parse_line(line: &[u8]) -> std::result::Result<ReplayRecord, String> {
     let text = std::str::from_utf8(line).map_err(|_| "the server sent a line that is not UTF-8")?;
-    if let Ok(e) = serde_json::from_str::<ErrorLine>(text) {
-        return Err(format!("the server stopped the replay: {}", e.error));
-    }
     ReplayRecord::from_line(text)
 }
 
@@ -182,11 +126,7 @@ struct Done {
 /// Runs `strata replay`.
 pub async fn run(args: ReplayArgs) -> Result<()> {
     let response = request(&args).await?;
-    let mut lines = Lines {
-        response,
-        buf: Vec::new(),
-        done: false,
-    };
+    let mut lines = Lines(crate::client::ndjson(response));
     let progress = progress_bar();
     let signals = crate::shutdown::Signals::listen().map_err(Error::Signals)?;
     let interrupted = signals.graceful;
@@ -266,11 +206,7 @@ async fn request(args: &ReplayArgs) -> Result<reqwest::Response> {
         return Ok(response);
     }
     let text = response.text().await.unwrap_or_default();
-    let detail = match serde_json::from_str::<ErrorBody>(&text) {
-        Ok(body) => body.to_string(),
-        Err(_) if text.trim().is_empty() => "no details".to_owned(),
-        Err(_) => text.trim().chars().take(500).collect(),
-    };
+    let detail = crate::client::error_detail(&text);
     Err(Error::Replay(format!(
         "the server answered {status}: {detail}"
     )))
@@ -425,9 +361,6 @@ mod tests {
             (record.value.as_str(), record.cursor.as_str(), record.ts),
             (json, cursor.as_str(), 5)
         );
-        let err = parse_line(br#"{"error":{"code":"unavailable","message":"warm down"}}"#)
-            .err()
-            .unwrap();
-        assert!(err.contains("warm down"), "{err}");
+        assert!(parse_line(b"not json").is_err());
     }
 }

@@ -11,66 +11,30 @@
 //! because an acknowledgement is only ever sent after a durable commit, and nothing leaves
 //! the hot tier before warm has committed it.
 //!
-//! A warm tier that cannot be reached at start does not stop the start; see [`crate::warm`]
+//! A warm tier that cannot be reached at start does not stop the start; see
+//! [`strata_warm::connect`]
 //! for that decision and for why `/readyz` does not follow warm.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use strata_api::{ApiConfig, Server};
+use strata_api::Server;
 use strata_core::hot::HotTier;
-use strata_hot::{HotConfig, HotStore};
-use strata_tiering::{Exporter, ExporterConfig, Flusher, FlusherConfig, ReplayLimits, Store};
+use strata_tiering::{Exporter, ExporterConfig, Flusher, ReplayLimits, Store};
 use tokio::{sync::oneshot, time::Instant};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{error, info, warn};
 
+mod args;
+
+pub use args::{ApiArgs, FlushArgs, HotArgs, KafkaArgs, ReadArgs, ServeArgs};
+
 use crate::{
     Error, Result,
-    cli::{ApiArgs, FlushArgs, HotArgs, ServeArgs},
+    data_dir::{self, OpenMode},
     error::ShutdownCut,
-    node::{self, NodeIdError},
     shutdown::Signals,
-    warm::{self, Connector, WarmStart},
 };
-
-/// Name of the hot tier's redb file inside `--data-dir`.
-pub const HOT_FILE: &str = "hot.redb";
-
-impl ApiArgs {
-    /// The API configuration these flags describe.
-    pub fn to_config(&self) -> ApiConfig {
-        ApiConfig {
-            http_addr: self.http_addr,
-            grpc_addr: self.grpc_addr,
-            max_concurrent_requests: self.max_concurrent_requests as usize,
-            request_timeout: self.request_timeout,
-        }
-    }
-}
-
-impl HotArgs {
-    /// The hot tier configuration these flags describe, for the redb file at `path`.
-    pub fn to_config(&self, path: PathBuf) -> HotConfig {
-        HotConfig {
-            memory_budget: self.hot_memory,
-            disk_budget: self.hot_disk,
-            ..HotConfig::new(path)
-        }
-    }
-}
-
-impl FlushArgs {
-    /// The flusher configuration these flags describe (the node id is the store's).
-    pub fn to_config(&self) -> FlusherConfig {
-        FlusherConfig {
-            hot_retention: self.hot_retention,
-            flush_interval: self.flush_interval,
-            max_batch_events: self.flush_max_batch_events as usize,
-            warm_retention: self.warm_retention.0,
-            ..FlusherConfig::default()
-        }
-    }
-}
+use strata_warm::connect::{self as warm, Connector, WarmStart};
 
 /// Runs the server until SIGTERM/SIGINT and a graceful shutdown.
 pub async fn run(args: ServeArgs) -> Result<()> {
@@ -157,7 +121,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         let background = background.clone();
         tracker.spawn(async move {
             if let Err(e) = connector.run(background).await {
-                let _ = warm_failed_tx.send(e);
+                let _ = warm_failed_tx.send(e.into());
             }
         });
     }
@@ -293,45 +257,15 @@ struct Steps {
 /// when warm could not be reached yet, the connector that keeps trying.
 async fn open_store(args: &ServeArgs) -> Result<(Store, Option<Connector>)> {
     let dir = args.data_dir.clone();
-    let path = dir.join(HOT_FILE);
-    let config = args.hot.to_config(path.clone());
+    let config = args.hot.to_config(data_dir::hot_path(&dir));
     info!(
-        path = %path.display(),
+        path = %config.path.display(),
         memory_budget = config.memory_budget,
         disk_budget = config.disk_budget,
         "opening the hot tier"
     );
-    // Opening redb reads and may repair the file after a crash: blocking IO, so it runs
-    // off the async workers.
-    let blocking_dir = dir.clone();
-    let requested = args.node_id.clone();
-    let (hot, node) = tokio::task::spawn_blocking(move || {
-        let dir = blocking_dir;
-        std::fs::create_dir_all(&dir).map_err(|source| Error::DataDir {
-            path: dir.clone(),
-            source,
-        })?;
-        let node =
-            node::load_or_create(&dir, path.exists(), requested.as_deref()).map_err(|source| {
-                match source {
-                    NodeIdError::Io(source) => Error::DataDir {
-                        path: dir.join(node::NODE_FILE),
-                        source,
-                    },
-                    source => Error::NodeId {
-                        dir: dir.clone(),
-                        source,
-                    },
-                }
-            })?;
-        let hot = HotStore::open(config).map_err(|source| Error::OpenHot { path, source })?;
-        Ok::<_, Error>((hot, node))
-    })
-    .await
-    .map_err(|source| Error::Task {
-        task: "open hot tier",
-        source,
-    })??;
+    let (hot, node) =
+        data_dir::open_hot(&dir, config, args.node_id.clone(), OpenMode::Create).await?;
     info!(%node, "hot tier open");
     let hot: Arc<dyn HotTier> = Arc::new(hot);
 
@@ -340,7 +274,6 @@ async fn open_store(args: &ServeArgs) -> Result<(Store, Option<Connector>)> {
     let config = args.warm.to_config(&dir, args.warm_migrate);
     let (warm, connector) = match warm::open(url, config, &node, hot.stats().last_seq).await {
         Ok(WarmStart::Connected(warm)) => {
-            metrics::gauge!(warm::WARM_CONNECTED).set(1.0);
             info!(warm = %url, warm_mode = %warm.mode(), "warm tier ready");
             (warm, None)
         }
@@ -349,7 +282,7 @@ async fn open_store(args: &ServeArgs) -> Result<(Store, Option<Connector>)> {
             if let Err(e) = hot.shutdown().await {
                 warn!(error = %e, "closing the hot tier after the warm tier failed to open");
             }
-            return Err(e);
+            return Err(e.into());
         }
     };
     let cold = match args.cold.open(&dir).await {
@@ -362,12 +295,13 @@ async fn open_store(args: &ServeArgs) -> Result<(Store, Option<Connector>)> {
         }
     };
     let writes_cold = args.runs_exporter(&node);
-    let store = Store::new(hot, warm, node, args.limits.to_limits()).with_config(
+    let store = Store::new(hot, warm.clone(), node, args.limits.to_limits()).with_config(
         args.reads
             .store_config(args.flush.warm_retention.0, writes_cold),
     );
     let store = match cold {
-        Some(cold) => store.with_cold(cold),
+        // The warm backend is also the hand-off: the same connection pool serves both seams.
+        Some(cold) => store.with_cold(cold, warm),
         None => store,
     };
     Ok((store, connector))

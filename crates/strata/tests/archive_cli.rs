@@ -9,30 +9,16 @@ mod common;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    path::{Path, PathBuf},
     time::Duration,
 };
 
 use common::{
-    TestEvent, TestServer, client,
-    cold::{DAY, archive_ls, day_start, stderr, stdout, strata_cli},
-    count, post_events, rfc3339_micros,
+    CLI_TIMEOUT, TestEvent, TestServer, assert_help_lists, client,
+    cold::{DAY, archive_ls, day_start, fast_tiering, parquet_files},
+    count, post_events, rfc3339_micros, stderr, stdout, strata_cli,
 };
 
 const TENANT: &str = "archive-cli";
-const CLI_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Serve flags: export after 1s but only every hour, so `strata export` does the work.
-const SERVE: [&str; 8] = [
-    "--flush-interval",
-    "200ms",
-    "--hot-retention",
-    "1s",
-    "--export-after",
-    "1s",
-    "--export-interval",
-    "1h",
-];
 
 fn events() -> Vec<TestEvent> {
     (0..90u64)
@@ -44,28 +30,11 @@ fn events() -> Vec<TestEvent> {
         .collect()
 }
 
-fn parquet_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_then_archive_ls_get_verify_hold() {
-    let mut server = tokio::task::spawn_blocking(|| TestServer::spawn_with(&SERVE))
-        .await
-        .unwrap();
+    // Days are due for export after a second, but looked for only every hour, so
+    // `strata export` does the work.
+    let server = TestServer::spawn_async(&fast_tiering("1h")).await;
     let data_dir = server.data_dir().to_path_buf();
     let data = data_dir.display().to_string();
     let sent = events();
@@ -84,12 +53,9 @@ async fn export_then_archive_ls_get_verify_hold() {
 
     // Stopped after the hot retention: the final flush moves everything to warm.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let mut server = tokio::task::spawn_blocking(move || {
-        server.stop_gracefully(Duration::from_secs(60));
-        server
-    })
-    .await
-    .unwrap();
+    let server = server
+        .blocking(|s| s.stop_gracefully(Duration::from_secs(60)))
+        .await;
     let out = strata_cli(
         &["export", "--data-dir", &data, "--export-after", "1s"],
         &[],
@@ -114,12 +80,7 @@ async fn export_then_archive_ls_get_verify_hold() {
         stdout(&out)
     );
 
-    server = tokio::task::spawn_blocking(move || {
-        server.start();
-        server
-    })
-    .await
-    .unwrap();
+    let server = server.blocking(TestServer::start).await;
     let base = server.http_url();
 
     // ls: nine partitions (3 streams x 3 days) holding every event once.
@@ -293,89 +254,43 @@ fn parse_events(ndjson: &str) -> BTreeMap<String, serde_json::Value> {
 
 #[test]
 fn bad_flags_are_refused_by_the_command_line() {
-    let cases: &[(&[&str], &str)] = &[
-        (&["archive", "ls"], "--tenant"),
+    let get = |from: &'static str, to: &[&'static str]| {
+        let mut args = vec!["archive", "get", "--tenant", "t", "--from", from];
+        args.extend_from_slice(to);
+        args
+    };
+    let hold = |date: &'static str, switches: &[&'static str]| {
+        let mut args = vec![
+            "archive", "hold", "--tenant", "t", "--stream", "s", "--date", date,
+        ];
+        args.extend_from_slice(switches);
+        args
+    };
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["archive", "ls"], "--tenant"),
         (
-            &[
-                "archive",
-                "get",
-                "--tenant",
-                "t",
-                "--from",
-                "yesterday",
-                "--to",
-                "2026-01-01T00:00:00Z",
-            ],
+            get("yesterday", &["--to", "2026-01-01T00:00:00Z"]),
             "--from",
         ),
+        (get("2026-01-01T00:00:00Z", &[]), "--to"),
+        (hold("2026-01-01", &[]), "--on"),
+        (hold("2026-01-01", &["--on", "--off"]), "--off"),
+        (hold("2026-13-01", &["--on"]), "--date"),
         (
-            &[
-                "archive",
-                "get",
-                "--tenant",
-                "t",
-                "--from",
-                "2026-01-01T00:00:00Z",
-            ],
-            "--to",
-        ),
-        (
-            &[
-                "archive",
-                "hold",
-                "--tenant",
-                "t",
-                "--stream",
-                "s",
-                "--date",
-                "2026-01-01",
-            ],
-            "--on",
-        ),
-        (
-            &[
-                "archive",
-                "hold",
-                "--tenant",
-                "t",
-                "--stream",
-                "s",
-                "--date",
-                "2026-01-01",
-                "--on",
-                "--off",
-            ],
-            "--off",
-        ),
-        (
-            &[
-                "archive",
-                "hold",
-                "--tenant",
-                "t",
-                "--stream",
-                "s",
-                "--date",
-                "2026-13-01",
-                "--on",
-            ],
-            "--date",
-        ),
-        (
-            &["archive", "verify", "--tenant", "t", "--server", "ftp://x"],
+            vec!["archive", "verify", "--tenant", "t", "--server", "ftp://x"],
             "--server",
         ),
-        (&["serve", "--cold", "ftp://bucket"], "--cold"),
+        (vec!["serve", "--cold", "ftp://bucket"], "--cold"),
         (
-            &["serve", "--object-lock-mode", "GOVERNANCE"],
+            vec!["serve", "--object-lock-mode", "GOVERNANCE"],
             "--object-lock-retention",
         ),
         (
-            &["serve", "--object-lock-retention", "30d"],
+            vec!["serve", "--object-lock-retention", "30d"],
             "--object-lock-mode",
         ),
         (
-            &[
+            vec![
                 "serve",
                 "--object-lock-mode",
                 "forever",
@@ -385,15 +300,18 @@ fn bad_flags_are_refused_by_the_command_line() {
             "--object-lock-mode",
         ),
         (
-            &["serve", "--compaction-target-size", "0"],
+            vec!["serve", "--compaction-target-size", "0"],
             "--compaction-target-size",
         ),
-        (&["serve", "--export-interval", "0s"], "--export-interval"),
-        (&["export", "--export-after", "soon"], "--export-after"),
-        (&["export", "--cold", "s3://"], "--cold"),
+        (
+            vec!["serve", "--export-interval", "0s"],
+            "--export-interval",
+        ),
+        (vec!["export", "--export-after", "soon"], "--export-after"),
+        (vec!["export", "--cold", "s3://"], "--cold"),
     ];
     for (args, flag) in cases {
-        let out = strata_cli(args, &[], Duration::from_secs(30));
+        let out = strata_cli(&args, &[], Duration::from_secs(30));
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(flag), "{args:?} must name {flag}: {err}");
@@ -438,15 +356,7 @@ fn help_lists_the_cold_flags_with_their_env_vars() {
     ] {
         let out = strata_cli(sub, &[], Duration::from_secs(30));
         assert!(out.status.success());
-        let help = stdout(&out);
-        for flag in flags {
-            assert!(
-                help.contains(&format!("--{flag}")),
-                "--{flag} missing:\n{help}"
-            );
-            let env = format!("STRATA_{}", flag.to_uppercase().replace('-', "_"));
-            assert!(help.contains(&env), "{env} missing:\n{help}");
-        }
+        assert_help_lists(&stdout(&out), "STRATA_", flags);
     }
 }
 

@@ -4,39 +4,19 @@
 
 mod common;
 
-use std::{
-    process::{Command, Output},
-    sync::{Arc, Mutex},
-};
+use std::sync::{Arc, Mutex};
 
-use common::STRATA;
-
-fn strata(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(STRATA);
-    cmd.args(args);
-    // The test's own environment must not change what the binary sees.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("STRATA_") || k == "RUST_LOG" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.envs(envs.iter().copied());
-    cmd.output().expect("run strata")
-}
+use common::{CLI_TIMEOUT, assert_help_lists, stderr, stdout, strata_cli, strata_command};
 
 /// Arguments, environment, and the flag the error must name.
 type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 #[test]
 fn serve_help_lists_every_flag_with_its_env_var() {
-    let out = strata(&["serve", "--help"], &[]);
+    let out = strata_cli(&["serve", "--help"], &[], CLI_TIMEOUT);
     assert!(out.status.success());
-    let help = text(&out.stdout);
-    for flag in [
+    let help = stdout(&out);
+    let flags = [
         "data-dir",
         "http-addr",
         "grpc-addr",
@@ -71,14 +51,8 @@ fn serve_help_lists_every_flag_with_its_env_var() {
         "flush-interval",
         "flush-max-batch-events",
         "node-id",
-    ] {
-        assert!(
-            help.contains(&format!("--{flag}")),
-            "--{flag} missing:\n{help}"
-        );
-        let env = format!("STRATA_{}", flag.to_uppercase().replace('-', "_"));
-        assert!(help.contains(&env), "{env} missing:\n{help}");
-    }
+    ];
+    assert_help_lists(&help, "STRATA_", &flags);
     for default in [
         "[default: storage]",
         "[default: 512MiB]",
@@ -98,12 +72,13 @@ fn serve_help_lists_every_flag_with_its_env_var() {
 #[test]
 fn help_never_shows_the_warm_password_from_the_environment() {
     for sub in ["serve", "migrate"] {
-        let out = strata(
+        let out = strata_cli(
             &[sub, "--help"],
             &[("STRATA_WARM", "postgres://strata:hunter2@db:5432/strata")],
+            CLI_TIMEOUT,
         );
         assert!(out.status.success());
-        let help = text(&out.stdout);
+        let help = stdout(&out);
         assert!(help.contains("STRATA_WARM"), "{help}");
         assert!(
             !help.contains("hunter2"),
@@ -114,8 +89,12 @@ fn help_never_shows_the_warm_password_from_the_environment() {
 
 #[test]
 fn a_bad_warm_url_is_refused_without_echoing_it() {
-    let out = strata(&["serve", "--warm", "mysql://root:hunter2@db/strata"], &[]);
-    let stderr = text(&out.stderr);
+    let out = strata_cli(
+        &["serve", "--warm", "mysql://root:hunter2@db/strata"],
+        &[],
+        CLI_TIMEOUT,
+    );
+    let stderr = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("invalid value"), "{stderr}");
     assert!(stderr.contains("--warm"), "{stderr}");
@@ -124,10 +103,10 @@ fn a_bad_warm_url_is_refused_without_echoing_it() {
 
 #[test]
 fn load_help_lists_its_flags() {
-    let out = strata(&["load", "--help"], &[]);
+    let out = strata_cli(&["load", "--help"], &[], CLI_TIMEOUT);
     assert!(out.status.success());
-    let help = text(&out.stdout);
-    for flag in [
+    let help = stdout(&out);
+    let flags = [
         "protocol",
         "target",
         "ndjson",
@@ -142,14 +121,8 @@ fn load_help_lists_its_flags() {
         "zipf-s",
         "seed",
         "json",
-    ] {
-        assert!(
-            help.contains(&format!("--{flag}")),
-            "--{flag} missing:\n{help}"
-        );
-        let env = format!("STRATA_LOAD_{}", flag.to_uppercase().replace('-', "_"));
-        assert!(help.contains(&env), "{env} missing:\n{help}");
-    }
+    ];
+    assert_help_lists(&help, "STRATA_LOAD_", &flags);
 }
 
 #[test]
@@ -180,18 +153,19 @@ fn invalid_values_fail_with_a_clear_message() {
         ),
     ];
     for (args, envs, flag) in cases {
-        let out = strata(args, envs);
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?} {envs:?}: {stderr}");
-        assert!(stderr.contains("invalid value"), "{stderr}");
-        assert!(stderr.contains(flag), "{flag} not named: {stderr}");
+        let out = strata_cli(args, envs, CLI_TIMEOUT);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {envs:?}: {err}");
+        assert!(err.contains("invalid value"), "{err}");
+        assert!(err.contains(flag), "{flag} not named: {err}");
     }
-    let out = strata(&["serve", "--data-dir", data, "--hot-memory", "lots"], &[]);
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("'lots'") && stderr.contains("byte size"),
-        "{stderr}"
+    let out = strata_cli(
+        &["serve", "--data-dir", data, "--hot-memory", "lots"],
+        &[],
+        CLI_TIMEOUT,
     );
+    let err = stderr(&out);
+    assert!(err.contains("'lots'") && err.contains("byte size"), "{err}");
     // Nothing was started, so nothing was created.
     assert!(!dir.path().join("data").exists());
 }
@@ -200,9 +174,8 @@ fn invalid_values_fail_with_a_clear_message() {
 fn serve_reads_its_configuration_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("from-env");
-    let mut cmd = Command::new(STRATA);
-    cmd.arg("serve")
-        .env("STRATA_DATA_DIR", &data)
+    let mut cmd = strata_command(&["serve"]);
+    cmd.env("STRATA_DATA_DIR", &data)
         .env("STRATA_HTTP_ADDR", "127.0.0.1:0")
         .env("STRATA_GRPC_ADDR", "127.0.0.1:0")
         .env("STRATA_LOG_FORMAT", "json")
@@ -227,7 +200,7 @@ fn serve_reads_its_configuration_from_the_environment() {
 #[test]
 fn load_fails_when_requests_fail() {
     // Port 9 (discard) on loopback has no listener here: every request is refused.
-    let out = strata(
+    let out = strata_cli(
         &[
             "load",
             "--target",
@@ -239,12 +212,13 @@ fn load_fails_when_requests_fail() {
             "--json",
         ],
         &[],
+        CLI_TIMEOUT,
     );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    let summary: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(summary["failed_requests"], 2, "{summary}");
     assert_eq!(summary["accepted"], 0);
-    assert!(text(&out.stderr).contains("2 of 2 requests failed"));
+    assert!(stderr(&out).contains("2 of 2 requests failed"));
 }
 
 #[test]
@@ -252,7 +226,7 @@ fn a_failing_kafka_consumer_shuts_the_server_down_with_status_1() {
     let dir = tempfile::tempdir().unwrap();
     // An empty topic name is refused by the consumer before it contacts any broker, so
     // nothing needs to listen at the (discard) port.
-    let mut cmd = common::serve_command(
+    let cmd = common::serve_command(
         &dir.path().join("data"),
         &[
             "--kafka-brokers",
@@ -261,14 +235,10 @@ fn a_failing_kafka_consumer_shuts_the_server_down_with_status_1() {
             "events,",
         ],
     );
-    for (k, _) in std::env::vars() {
-        if k.starts_with("STRATA_") {
-            cmd.env_remove(k);
-        }
-    }
-    let (status, stderr) = common::run_to_exit(cmd, std::time::Duration::from_secs(60));
-    assert_eq!(status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("the Kafka consumer failed"), "{stderr}");
+    let out = common::run_to_exit(cmd, CLI_TIMEOUT);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("the Kafka consumer failed"), "{err}");
     // The failure is handled like a signal: an orderly shutdown that closes the store.
-    assert!(stderr.contains("store closed"), "{stderr}");
+    assert!(err.contains("store closed"), "{err}");
 }

@@ -13,12 +13,13 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use common::{
     PostOutcome, TestEvent, TestServer, assert_same, client,
-    cold::{DAY, day_start, stderr, stdout, strata_cli, wait_until},
-    count, get_event, metric, rfc3339_micros, try_post_events,
+    cold::{DAY, day_start, fast_tiering},
+    count, get_event, metric, rfc3339_micros, stderr, stdout, strata_cli, try_post_events,
+    wait_until,
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use strata_cold::ColdStore;
-use strata_core::{cold::ColdTier, warm::WarmTier};
+use strata_core::{cold::ColdTier, handoff::WarmStore};
 
 const TENANTS: [&str; 2] = ["cold-a", "cold-b"];
 /// Days before today the events fall on.
@@ -41,24 +42,18 @@ enum Backend {
 
 impl Backend {
     fn args(&self) -> Vec<String> {
-        let mut args: Vec<String> = [
-            "--flush-interval",
-            "200ms",
-            "--hot-retention",
-            "1s",
-            "--export-after",
-            "1s",
-            "--export-interval",
-            "300ms",
-            "--compaction-target-size",
-            "1MiB",
-            // Days-old events then travel hot -> warm -> cold like live ones, so the kills
-            // land in flushes, exports and compactions rather than in late writes.
-            "--max-lateness",
-            "7d",
-        ]
-        .map(str::to_owned)
-        .to_vec();
+        let mut args: Vec<String> = fast_tiering("300ms").map(str::to_owned).to_vec();
+        args.extend(
+            [
+                "--compaction-target-size",
+                "1MiB",
+                // Days-old events then travel hot -> warm -> cold like live ones, so the
+                // kills land in flushes, exports and compactions rather than in late writes.
+                "--max-lateness",
+                "7d",
+            ]
+            .map(str::to_owned),
+        );
         if let Self::Servers {
             warm,
             bucket,
@@ -80,13 +75,15 @@ impl Backend {
 
     /// The tiers as the server left them, opened directly (the server must be stopped for
     /// the embedded ones).
-    async fn open(&self, data_dir: &std::path::Path) -> (Arc<dyn WarmTier>, ColdStore) {
+    async fn open(&self, data_dir: &std::path::Path) -> (Arc<dyn WarmStore>, ColdStore) {
         match self {
             Self::Embedded => {
-                let warm =
-                    strata_warm::open_warm("embedded", &strata_warm::WarmConfig::new(data_dir))
-                        .await
-                        .unwrap();
+                let warm = strata_warm::open_warm(
+                    &strata_warm::WarmUrl::embedded(),
+                    &strata_warm::WarmConfig::new(data_dir),
+                )
+                .await
+                .unwrap();
                 let url = format!("file://{}", data_dir.join("cold").display());
                 let blobs = strata_cold::open_blob_store(&url, &Default::default())
                     .await
@@ -98,9 +95,12 @@ impl Backend {
                 bucket,
                 endpoint,
             } => {
-                let warm = strata_warm::open_warm(warm, &strata_warm::WarmConfig::new(data_dir))
-                    .await
-                    .unwrap();
+                let warm = strata_warm::open_warm(
+                    &warm.parse().unwrap(),
+                    &strata_warm::WarmConfig::new(data_dir),
+                )
+                .await
+                .unwrap();
                 let blobs = strata_cold::open_blob_store(
                     &format!("s3://{bucket}/archive"),
                     &strata_cold::S3Options {
@@ -182,13 +182,7 @@ async fn kill_during_export_and_compaction(backend: Backend) {
     eprintln!("seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     let args = backend.args();
-    let serve_args = args.clone();
-    let mut server = tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = serve_args.iter().map(String::as_str).collect();
-        TestServer::spawn_with(&refs)
-    })
-    .await
-    .unwrap();
+    let mut server = TestServer::spawn_async(&args).await;
     let http = client();
     let mut acked: Vec<TestEvent> = Vec::new();
     let (mut exports_seen, mut compactions_seen) = (0.0, 0.0);
@@ -226,12 +220,7 @@ async fn kill_during_export_and_compaction(backend: Backend) {
         }
         tokio::time::sleep(Duration::from_millis(rng.random_range(0..400))).await;
         eprintln!("round {round}: SIGKILL while watching {name}");
-        server = tokio::task::spawn_blocking(move || {
-            server.restart();
-            server
-        })
-        .await
-        .unwrap();
+        server = server.blocking(TestServer::restart).await;
         assert_counts(&server.http_url(), &acked).await;
         assert_readable(&server.http_url(), &acked, &mut rng).await;
     }
@@ -245,12 +234,9 @@ async fn kill_during_export_and_compaction(backend: Backend) {
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // Stop it, archive whatever is left with `strata export`, and read the archive itself.
-    let mut server = tokio::task::spawn_blocking(move || {
-        server.stop_gracefully(Duration::from_secs(60));
-        server
-    })
-    .await
-    .unwrap();
+    let server = server
+        .blocking(|s| s.stop_gracefully(Duration::from_secs(60)))
+        .await;
     let data_dir = server.data_dir().to_path_buf();
     let mut export_args = vec![
         "export".to_owned(),
@@ -285,12 +271,7 @@ async fn kill_during_export_and_compaction(backend: Backend) {
     drop(warm);
 
     // And the server answers the same from the archive alone.
-    let server = tokio::task::spawn_blocking(move || {
-        server.start();
-        server
-    })
-    .await
-    .unwrap();
+    let server = server.blocking(TestServer::start).await;
     assert_counts(&server.http_url(), &acked).await;
     assert_readable(&server.http_url(), &acked, &mut rng).await;
 }

@@ -13,7 +13,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{TestEvent, TestServer, assert_same, client, count, get_event, post_events};
+use common::{
+    DEFAULTS, TestEvent, TestServer, assert_all_readable, client, count, post_all, post_events,
+};
 
 const CLIENTS: usize = 3;
 const TENANT: &str = "graceful";
@@ -21,9 +23,7 @@ const TENANT: &str = "graceful";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_requests_and_exits_zero() {
     let from = common::rfc3339_from_now(chrono::Duration::hours(-1));
-    let mut server = tokio::task::spawn_blocking(TestServer::spawn)
-        .await
-        .unwrap();
+    let mut server = TestServer::spawn_async(&DEFAULTS).await;
     let url = server.http_url();
     let sent = Arc::new(Mutex::new(Vec::<TestEvent>::new()));
     let acked = Arc::new(Mutex::new(Vec::<TestEvent>::new()));
@@ -44,12 +44,7 @@ async fn sigterm_drains_requests_and_exits_zero() {
                 let mut n = 0u64;
                 let mut failures = 0u32;
                 while !stop.load(Ordering::SeqCst) {
-                    let batch: Vec<TestEvent> = (0..40)
-                        .map(|_| {
-                            n += 1;
-                            TestEvent::new(TENANT, format!("g{c}-{n}"), n)
-                        })
-                        .collect();
+                    let batch = TestEvent::batch(TENANT, &format!("g{c}"), &mut n, 40);
                     sent.lock().unwrap().extend(batch.iter().cloned());
                     match post_events(&http, &url, &batch).await {
                         Ok(answer) => {
@@ -78,7 +73,7 @@ async fn sigterm_drains_requests_and_exits_zero() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     server.terminate();
-    let (status, mut server) = tokio::task::spawn_blocking(move || {
+    let (status, server) = tokio::task::spawn_blocking(move || {
         let status = server.wait_exit(Duration::from_secs(60));
         (status, server)
     })
@@ -104,29 +99,15 @@ async fn sigterm_drains_requests_and_exits_zero() {
     }
     assert!(failures > 0, "clients never saw the server go away");
 
-    let server = tokio::task::spawn_blocking(move || {
-        server.restart();
-        server
-    })
-    .await
-    .unwrap();
+    let server = server.blocking(TestServer::restart).await;
     let base = server.http_url();
     let http = client();
     let acked = std::mem::take(&mut *acked.lock().unwrap());
     assert!(!acked.is_empty());
-    for event in &acked {
-        let got = get_event(&http, &base, TENANT, &event.id)
-            .await
-            .unwrap()
-            .unwrap_or_else(|| panic!("acknowledged event {} lost", event.id));
-        assert_same(event, &got);
-    }
+    assert_all_readable(&base, &acked.iter().collect::<Vec<_>>()).await;
 
     let sent = std::mem::take(&mut *sent.lock().unwrap());
-    for chunk in sent.chunks(500) {
-        let answer = post_events(&http, &base, chunk).await.unwrap();
-        assert_eq!(answer.accepted, chunk.len() as u64);
-    }
+    post_all(&base, &sent, 500).await;
     let to = common::rfc3339_from_now(chrono::Duration::hours(1));
     assert_eq!(
         count(&http, &base, TENANT, &from, &to).await.unwrap(),

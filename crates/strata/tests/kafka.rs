@@ -12,11 +12,10 @@ mod common;
 
 use std::{
     collections::{BTreeSet, HashMap},
-    process::Command,
     time::{Duration, Instant},
 };
 
-use common::{TestEvent, TestServer, assert_same, client, count, get_event};
+use common::{TestEvent, TestServer, assert_same, client, count, get_event, strata_cli};
 use rand::Rng;
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
@@ -36,6 +35,21 @@ fn brokers() -> String {
 
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{:08x}", rand::random::<u32>())
+}
+
+/// A test's own topic and consumer group on the test broker: `(brokers, topic, group)`. The
+/// topic is created with `partitions` when given, and left for the server to wait for
+/// otherwise.
+async fn fresh_topic(name: &str, partitions: Option<i32>) -> (String, String, String) {
+    let brokers = brokers();
+    let topic = unique(name);
+    let group = unique(&format!("g-{name}"));
+    if let Some(partitions) = partitions {
+        ensure_topic(&producer(&brokers), &topic, partitions, 1)
+            .await
+            .unwrap();
+    }
+    (brokers, topic, group)
 }
 
 /// A producer for tests. tansu 0.6's in-memory engine mis-serves a fetch that resumes in
@@ -195,12 +209,7 @@ fn invalid_messages(n: usize) -> Vec<(String, Vec<u8>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stream_stores_each_event_once_and_dead_letters_the_invalid() {
-    let brokers = brokers();
-    let topic = unique("kill");
-    let group = unique("g-kill");
-    ensure_topic(&producer(&brokers), &topic, 3, 1)
-        .await
-        .unwrap();
+    let (brokers, topic, group) = fresh_topic("kill", Some(3)).await;
 
     const VALID: u64 = 6_000;
     const INVALID: usize = 30;
@@ -233,17 +242,7 @@ async fn sigkill_mid_stream_stores_each_event_once_and_dead_letters_the_invalid(
 
     // This test sets the session through the environment, the others through flags.
     let args = base_args(&brokers, &topic, &group);
-    let mut server = tokio::task::spawn_blocking({
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        move || {
-            TestServer::spawn_with_env(
-                &args.iter().map(String::as_str).collect::<Vec<_>>(),
-                &SHORT_SESSION_ENV,
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let mut server = TestServer::spawn_async_with_env(&args, &SHORT_SESSION_ENV).await;
     let mut rng = rand::rng();
     for kill in 1..=4 {
         // Kill only once this generation has stored something, at a random moment after.
@@ -257,14 +256,8 @@ async fn sigkill_mid_stream_stores_each_event_once_and_dead_letters_the_invalid(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         tokio::time::sleep(Duration::from_millis(rng.random_range(0..800))).await;
-        server.kill();
         eprintln!("kill #{kill} after {before}+ events");
-        server = tokio::task::spawn_blocking(move || {
-            server.restart();
-            server
-        })
-        .await
-        .unwrap();
+        server = server.blocking(TestServer::restart).await;
     }
     producing.await.unwrap();
     wait_for_count(&server, VALID, Duration::from_secs(180)).await;
@@ -326,16 +319,8 @@ async fn sigkill_mid_stream_stores_each_event_once_and_dead_letters_the_invalid(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_topic_is_waited_for_and_load_kafka_feeds_the_server() {
-    let brokers = brokers();
-    let topic = unique("later");
-    let group = unique("g-later");
-    let args = kafka_args(&brokers, &topic, &group);
-    let server = tokio::task::spawn_blocking({
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        move || TestServer::spawn_with(&args.iter().map(String::as_str).collect::<Vec<_>>())
-    })
-    .await
-    .unwrap();
+    let (brokers, topic, group) = fresh_topic("later", None).await;
+    let server = TestServer::spawn_async(&kafka_args(&brokers, &topic, &group)).await;
     // The topic does not exist: the server says it waits, and keeps running and serving.
     let deadline = Instant::now() + Duration::from_secs(30);
     while !server
@@ -357,26 +342,33 @@ async fn missing_topic_is_waited_for_and_load_kafka_feeds_the_server() {
     assert!(health.status().is_success());
 
     // `strata load --kafka` creates the topic and produces; the running server consumes.
-    let out = Command::new(common::STRATA)
-        .args(["load", "--kafka", &brokers, "--kafka-topic", &topic])
-        .args([
+    let out = strata_cli(
+        &[
+            "load",
+            "--kafka",
+            &brokers,
+            "--kafka-topic",
+            &topic,
             "--kafka-partitions",
             "2",
             "--events",
             "2000",
             "--batch-size",
             "250",
-        ])
-        // One message per record batch, for tansu's in-memory engine (see `producer`).
-        .args([
+            // One message per record batch, for tansu's in-memory engine (see `producer`).
             "--kafka-property",
             "batch.num.messages=1",
             "--kafka-property",
             "linger.ms=0",
-        ])
-        .args(["--tenants", "1", "--json", "--seed", "7"])
-        .output()
-        .unwrap();
+            "--tenants",
+            "1",
+            "--json",
+            "--seed",
+            "7",
+        ],
+        &[],
+        Duration::from_secs(300),
+    );
     assert!(
         out.status.success(),
         "load failed: {}",
@@ -411,12 +403,7 @@ async fn missing_topic_is_waited_for_and_load_kafka_feeds_the_server() {
 /// and no event is on both).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebalance_between_two_processes_loses_and_duplicates_nothing() {
-    let brokers = brokers();
-    let topic = unique("rebalance");
-    let group = unique("g-rebalance");
-    ensure_topic(&producer(&brokers), &topic, 4, 1)
-        .await
-        .unwrap();
+    let (brokers, topic, group) = fresh_topic("rebalance", Some(4)).await;
     const N: u64 = 6_000;
     let events: Vec<TestEvent> = (0..N)
         .map(|n| TestEvent::new(TENANT, format!("{topic}-{n}"), n))
@@ -427,14 +414,8 @@ async fn rebalance_between_two_processes_loses_and_duplicates_nothing() {
         .collect();
     let thirds: Vec<Vec<(String, Vec<u8>)>> = messages.chunks(2_000).map(<[_]>::to_vec).collect();
 
-    let spawn = |brokers: String, topic: String, group: String| {
-        tokio::task::spawn_blocking(move || {
-            TestServer::spawn_with(&kafka_args(&brokers, &topic, &group))
-        })
-    };
-    let mut a = spawn(brokers.clone(), topic.clone(), group.clone())
-        .await
-        .unwrap();
+    let args = kafka_args(&brokers, &topic, &group);
+    let mut a = TestServer::spawn_async(&args).await;
     produce(&brokers, &topic, thirds[0].clone()).await;
     let producing = {
         let (brokers, topic, second) = (brokers.clone(), topic.clone(), thirds[1].clone());
@@ -446,9 +427,7 @@ async fn rebalance_between_two_processes_loses_and_duplicates_nothing() {
         })
     };
     // The second node joins while the first is consuming: the group rebalances.
-    let b = spawn(brokers.clone(), topic.clone(), group.clone())
-        .await
-        .unwrap();
+    let b = TestServer::spawn_async(&args).await;
     producing.await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     // The first node leaves gracefully: its partitions move to the second.

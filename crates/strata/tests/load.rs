@@ -5,18 +5,16 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::{process::Output, time::Duration};
 
-use common::{STRATA, TestServer, client, count};
+use common::{DEFAULTS, TestServer, client, count, strata_cli};
 use serde_json::Value;
 
 fn load(args: &[&str]) -> (Output, Value) {
-    let output = Command::new(STRATA)
-        .arg("load")
-        .args(args)
-        .args(["--json", "--log-level", "warn"])
-        .output()
-        .expect("run strata load");
+    let mut all = vec!["load"];
+    all.extend_from_slice(args);
+    all.extend(["--json", "--log-level", "warn"]);
+    let output = strata_cli(&all, &[], Duration::from_secs(300));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let summary: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
         panic!(
@@ -69,9 +67,7 @@ async fn total_count(base: &str, tenants: &[String], from: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_over_rest_and_grpc_is_fully_stored() {
     let from = common::rfc3339_from_now(chrono::Duration::hours(-1));
-    let server = tokio::task::spawn_blocking(TestServer::spawn)
-        .await
-        .unwrap();
+    let server = TestServer::spawn_async(&DEFAULTS).await;
     let url = server.http_url();
     let grpc = format!("http://{}", server.grpc_addr());
 
@@ -135,9 +131,7 @@ async fn load_over_rest_and_grpc_is_fully_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_rate_and_duration_bound_what_is_sent() {
     let from = common::rfc3339_from_now(chrono::Duration::hours(-1));
-    let server = tokio::task::spawn_blocking(TestServer::spawn)
-        .await
-        .unwrap();
+    let server = TestServer::spawn_async(&DEFAULTS).await;
     let url = server.http_url();
     let (output, summary) = tokio::task::spawn_blocking(move || {
         load(&[

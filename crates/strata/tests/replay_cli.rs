@@ -9,31 +9,18 @@ mod common;
 
 use std::{
     path::Path,
-    process::{Command, Stdio},
+    process::Stdio,
     time::{Duration, Instant},
 };
 
 use common::{
-    STRATA, TestEvent, TestServer, client,
-    cold::{DAY, day_start, stderr, strata_cli},
-    now_micros, post_events, rfc3339_micros,
+    CLI_TIMEOUT, TestEvent, TestServer, client,
+    cold::{DAY, day_start, fast_tiering, parquet_files},
+    now_micros, post_events, rfc3339_micros, stderr, strata_cli, strata_command,
 };
 use strata_tiering::ReplayChecksum;
 
 const TENANT: &str = "replay-cli";
-const CLI_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Flush fast and archive closed days every second, so the replay crosses all tiers.
-const SERVE: [&str; 8] = [
-    "--flush-interval",
-    "200ms",
-    "--hot-retention",
-    "1s",
-    "--export-after",
-    "1s",
-    "--export-interval",
-    "1s",
-];
 
 /// Events of two tenants: most on the three days before today (archived), the rest now
 /// (hot, then warm); some share a timestamp.
@@ -52,23 +39,11 @@ fn events() -> Vec<TestEvent> {
         .collect()
 }
 
-fn parquet_files(dir: &Path) -> usize {
-    let mut n = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                n += 1;
-            }
-        }
-    }
-    n
+/// `strata replay` of [`TENANT`]'s events in `[from, to)` from the server at `url`.
+fn replay_args<'a>(url: &'a str, from: &'a str, to: &'a str) -> Vec<&'a str> {
+    vec![
+        "replay", "--server", url, "--tenant", TENANT, "--from", from, "--to", to,
+    ]
 }
 
 fn lines(path: &Path) -> Vec<String> {
@@ -94,9 +69,8 @@ fn checksum(lines: &[String]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_to_a_file_equals_the_events_and_resumes_from_its_cursor() {
-    let server = tokio::task::spawn_blocking(|| TestServer::spawn_with(&SERVE))
-        .await
-        .unwrap();
+    // Flush fast and archive closed days every second, so the replay crosses all tiers.
+    let server = TestServer::spawn_async(&fast_tiering("1s")).await;
     let url = server.http_url();
     let sent = events();
     let http = client();
@@ -104,26 +78,16 @@ async fn replay_to_a_file_equals_the_events_and_resumes_from_its_cursor() {
     assert_eq!(answer.accepted, sent.len() as u64, "{:?}", answer.rejected);
     // Wait until the archive holds the old days, so the replay reads cold too.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while parquet_files(server.data_dir()) == 0 {
+    while parquet_files(server.data_dir()).is_empty() {
         assert!(Instant::now() < deadline, "nothing was archived");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     let dir = tempfile::tempdir().unwrap();
     let from = rfc3339_micros(day_start(5));
-    let to = rfc3339_micros(now_micros() + 3_600_000_000);
+    let to = rfc3339_micros(now_micros() + strata_types::time::HOUR);
     let out = dir.path().join("all.ndjson");
-    let base = [
-        "replay",
-        "--server",
-        url.as_str(),
-        "--tenant",
-        TENANT,
-        "--from",
-        from.as_str(),
-        "--to",
-        to.as_str(),
-    ];
+    let base = replay_args(&url, &from, &to);
     let run = |extra: &[&str]| {
         let args: Vec<&str> = base.iter().chain(extra).copied().collect();
         strata_cli(&args, &[], CLI_TIMEOUT)
@@ -164,11 +128,9 @@ async fn replay_to_a_file_equals_the_events_and_resumes_from_its_cursor() {
 
     // Interrupted: a slow run stopped with SIGINT prints where to resume and fails.
     let part1 = dir.path().join("part1.ndjson");
-    let mut args: Vec<&str> = base.to_vec();
+    let mut args: Vec<&str> = base.clone();
     args.extend(["--max-rate", "40", "--output", part1.to_str().unwrap()]);
-    let child = Command::new(STRATA)
-        .args(&args)
-        .env_remove("STRATA_SERVER")
+    let child = strata_command(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -201,21 +163,7 @@ async fn replay_to_a_file_equals_the_events_and_resumes_from_its_cursor() {
     let bad = run(&["--cursor", "not-a-cursor"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(stderr(&bad).contains("cursor"), "{}", stderr(&bad));
-    let bad = strata_cli(
-        &[
-            "replay",
-            "--server",
-            url.as_str(),
-            "--tenant",
-            TENANT,
-            "--from",
-            "yesterday",
-            "--to",
-            to.as_str(),
-        ],
-        &[],
-        CLI_TIMEOUT,
-    );
+    let bad = strata_cli(&replay_args(&url, "yesterday", &to), &[], CLI_TIMEOUT);
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
     assert!(stderr(&bad).contains("--from"), "{}", stderr(&bad));
     let bad = run(&["--kafka-brokers", "127.0.0.1:1"]);

@@ -6,11 +6,12 @@
 
 mod common;
 
-use std::{net::TcpListener, process::Command, time::Duration};
+use std::{net::TcpListener, time::Duration};
 
 use common::{
-    PostOutcome, STRATA, TestEvent, TestServer, aggregate, client, get_event, now_micros,
-    rfc3339_micros, run_to_exit, serve_command, try_post_events,
+    CLI_TIMEOUT, DEFAULTS, PostOutcome, TestEvent, TestServer, aggregate, client, count_params,
+    get_event, now_micros, rfc3339_micros, run_to_exit, serve_command, stderr, stdout, strata_cli,
+    try_post_events,
 };
 
 /// A loopback port nothing listens on.
@@ -21,20 +22,10 @@ fn closed_port() -> u16 {
         .port()
 }
 
+/// `strata ARGS` run to its exit: exit code, standard output and standard error.
 fn strata(args: &[&str]) -> (Option<i32>, String, String) {
-    let mut cmd = Command::new(STRATA);
-    cmd.args(args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("STRATA_") {
-            cmd.env_remove(k);
-        }
-    }
-    let out = cmd.output().expect("run strata");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = strata_cli(args, &[], CLI_TIMEOUT);
+    (out.status.code(), stdout(&out), stderr(&out))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,14 +44,8 @@ async fn unreachable_postgres_does_not_stop_the_node_and_its_password_is_never_l
         "65s",
         "--max-future-skew",
         "1s",
-    ]
-    .map(String::from);
-    let mut server = tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        TestServer::spawn_with(&args)
-    })
-    .await
-    .unwrap();
+    ];
+    let server = TestServer::spawn_async(&args).await;
     let http = client();
     let base = server.http_url();
     let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
@@ -75,29 +60,16 @@ async fn unreachable_postgres_does_not_stop_the_node_and_its_password_is_never_l
     }
     let got = get_event(&http, &base, "nowarm", "n-7").await.unwrap();
     assert!(got.is_some(), "an event still in hot is readable");
-    let from = rfc3339_micros(now_micros() - 3_600_000_000);
-    let to = rfc3339_micros(now_micros() + 3_600_000_000);
-    let (status, body) = aggregate(
-        &http,
-        &base,
-        &[
-            ("tenant", "nowarm"),
-            ("from", from.as_str()),
-            ("to", to.as_str()),
-            ("bucket", "1h"),
-            ("agg", "count"),
-        ],
-    )
-    .await
-    .unwrap_err();
+    let from = rfc3339_micros(now_micros() - strata_types::time::HOUR);
+    let to = rfc3339_micros(now_micros() + strata_types::time::HOUR);
+    let (status, body) = aggregate(&http, &base, &count_params("nowarm", &from, &to))
+        .await
+        .unwrap_err();
     assert_eq!(status, 503, "a query that needs warm says so: {body}");
 
-    let server = tokio::task::spawn_blocking(move || {
-        server.stop_gracefully(Duration::from_secs(30));
-        server
-    })
-    .await
-    .unwrap();
+    let server = server
+        .blocking(|s| s.stop_gracefully(Duration::from_secs(30)))
+        .await;
     let logs = server.logs();
     assert!(logs.contains("the warm tier is unreachable"), "{logs}");
     assert!(logs.contains("strata:***@127.0.0.1"), "{logs}");
@@ -193,19 +165,21 @@ fn a_data_directory_is_never_renumbered() {
     });
     server.stop_gracefully(Duration::from_secs(30));
 
-    let (status, stderr) = run_to_exit(
+    let out = run_to_exit(
         serve_command(&data, &["--node-id", "pod-b"]),
         Duration::from_secs(60),
     );
-    assert!(!status.success(), "{stderr}");
-    assert!(stderr.contains("refusing to renumber"), "{stderr}");
-    assert!(stderr.contains("pod-a"), "{stderr}");
-    let mut cmd = serve_command(&data, &[]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("refusing to renumber"), "{err}");
+    assert!(err.contains("pod-a"), "{err}");
+    let mut cmd = serve_command(&data, &DEFAULTS);
     cmd.env("STRATA_NODE_ID", "pod-b");
-    let (status, stderr) = run_to_exit(cmd, Duration::from_secs(60));
+    let out = run_to_exit(cmd, Duration::from_secs(60));
     assert!(
-        !status.success(),
-        "STRATA_NODE_ID must be checked too: {stderr}"
+        !out.status.success(),
+        "STRATA_NODE_ID must be checked too: {}",
+        stderr(&out)
     );
 
     // The right id (or none) starts it, with its data.

@@ -8,11 +8,10 @@
 
 mod common;
 
-use std::{process::Command, time::Duration};
-
 use common::{
-    STRATA, TestEvent, post_events, postgres, run_to_exit, serve_command,
-    warm::{Backend, flow, kill_mid_flush, spawn, wait_flushed},
+    CLI_TIMEOUT, TestEvent, TestServer, post_events, postgres, serve_to_exit, stderr, stdout,
+    strata_cli,
+    warm::{Backend, flow, kill_mid_flush, wait_flushed},
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,16 +28,10 @@ async fn timescaledb_layout_flows_when_available_and_is_refused_otherwise() {
         flow(backend).await;
         return;
     }
-    let data = tempfile::tempdir().unwrap();
-    let args = backend.args();
-    let (status, stderr) = tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run_to_exit(serve_command(data.path(), &args), Duration::from_secs(60))
-    })
-    .await
-    .unwrap();
-    assert!(!status.success(), "serve must refuse: {stderr}");
-    assert!(stderr.contains("timescaledb"), "{stderr}");
+    let out = serve_to_exit(&backend.args()).await;
+    let err = stderr(&out);
+    assert!(!out.status.success(), "serve must refuse: {err}");
+    assert!(err.contains("timescaledb"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,18 +39,12 @@ async fn postgres_kill_9_mid_flush_loses_nothing_and_stores_each_event_once() {
     kill_mid_flush(Backend::postgres("auto").await).await;
 }
 
+/// `strata migrate ARGS` run to its exit: success, standard output and standard error.
 fn strata_migrate(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(STRATA)
-        .arg("migrate")
-        .args(args)
-        .env_remove("STRATA_WARM")
-        .output()
-        .expect("run strata migrate");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut all = vec!["migrate"];
+    all.extend_from_slice(args);
+    let out = strata_cli(&all, &[], CLI_TIMEOUT);
+    (out.status.success(), stdout(&out), stderr(&out))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,13 +98,8 @@ async fn migrate_applies_once_and_reports_status() {
     assert!(!after.1.contains("pending"), "{}", after.1);
 
     // A migrated database serves with --warm-migrate false.
-    let server = spawn(vec![
-        "--warm".into(),
-        db2.clone(),
-        "--warm-migrate".into(),
-        "false".into(),
-    ])
-    .await;
+    let server =
+        TestServer::spawn_async(&["--warm", db2.as_str(), "--warm-migrate", "false"]).await;
     assert!(
         server.logs().contains(&format!("\"warm_mode\":\"{mode}\"")),
         "{}",
@@ -128,17 +110,10 @@ async fn migrate_applies_once_and_reports_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_without_migrations_refuses_an_unmigrated_database() {
     let db = postgres::fresh_database(&postgres::server_url()).await;
-    let data = tempfile::tempdir().unwrap();
-    let (status, stderr) = tokio::task::spawn_blocking(move || {
-        run_to_exit(
-            serve_command(data.path(), &["--warm", &db, "--warm-migrate", "false"]),
-            Duration::from_secs(60),
-        )
-    })
-    .await
-    .unwrap();
-    assert!(!status.success(), "{stderr}");
-    assert!(stderr.contains("strata migrate"), "{stderr}");
+    let out = serve_to_exit(&["--warm", db.as_str(), "--warm-migrate", "false"]).await;
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("strata migrate"), "{err}");
 }
 
 /// A StatefulSet pod that lost its volume comes back with its old name and an empty data
@@ -159,7 +134,7 @@ async fn a_node_id_reused_on_a_new_data_directory_is_refused() {
         ]
         .map(String::from),
     );
-    let server = spawn(args.clone()).await;
+    let server = TestServer::spawn_async(&args).await;
     let events: Vec<TestEvent> = (0..50)
         .map(|n| TestEvent::new("reuse", format!("r-{n}"), n))
         .collect();
@@ -169,14 +144,9 @@ async fn a_node_id_reused_on_a_new_data_directory_is_refused() {
     wait_flushed(&server, &backend, events.len() as u64).await;
     drop(server);
 
-    let fresh = tempfile::tempdir().unwrap();
-    let (status, stderr) = tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run_to_exit(serve_command(fresh.path(), &args), Duration::from_secs(60))
-    })
-    .await
-    .unwrap();
-    assert!(!status.success(), "{stderr}");
-    assert!(stderr.contains("`strata-0` is already taken"), "{stderr}");
-    assert!(stderr.contains("--node-id"), "{stderr}");
+    let out = serve_to_exit(&args).await;
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("`strata-0` is already taken"), "{err}");
+    assert!(err.contains("--node-id"), "{err}");
 }

@@ -16,10 +16,13 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::StreamExt;
 use strata_cold::{ColdConfig, ColdStore, FileStore};
 use strata_core::{
-    cold::{ColdRow, ColdTier, DAY_MICROS, LivePartition, PartitionKey},
-    warm::HotWatermark,
+    cold::{ColdRow, ColdTier, LivePartition, PartitionKey},
+    hot::HotWatermark,
 };
-use strata_types::{AggregateQuery, Event, QueryParams, StoredEvent};
+use strata_types::{
+    AggregateQuery, Event, QueryParams, StoredEvent,
+    time::{DAY, SEC, day_start},
+};
 
 /// 2026-11-20T00:00:00Z.
 const DAY0: i64 = 1_795_132_800_000_000;
@@ -38,7 +41,7 @@ fn rows(p: &PartitionKey, n: usize) -> Vec<ColdRow> {
                         stream: p.stream.clone(),
                         key: format!("user-{}", k % 5000),
                         id: format!("evt-{i:010}"),
-                        ts: p.day * DAY_MICROS + (i as i64 * 86_400_000_000 / n as i64),
+                        ts: day_start(p.day) + (i as i64 * DAY / n as i64),
                         value: Some((k % 10_000) as f64 / 100.0),
                         attrs: BTreeMap::from([
                             ("page".to_string(), format!("/p{}", k % 20)),
@@ -50,7 +53,7 @@ fn rows(p: &PartitionKey, n: usize) -> Vec<ColdRow> {
                             k % 977
                         )),
                     },
-                    ingest_ts: p.day * DAY_MICROS + i as i64 + 5_000_000,
+                    ingest_ts: day_start(p.day) + i as i64 + 5 * SEC,
                     seq: i as u64 + 1,
                 },
             }
@@ -62,7 +65,7 @@ fn partition(stream: &str) -> PartitionKey {
     PartitionKey {
         tenant: "acme".into(),
         stream: stream.into(),
-        day: DAY0 / DAY_MICROS,
+        day: DAY0 / DAY,
     }
 }
 
@@ -119,7 +122,7 @@ fn bench(c: &mut Criterion) {
     let q = AggregateQuery::from_params(&QueryParams {
         tenant: "acme",
         from: &(DAY0).to_string(),
-        to: &(DAY0 + DAY_MICROS).to_string(),
+        to: &(DAY0 + DAY).to_string(),
         bucket: "1h",
         agg: "sum",
         ..Default::default()

@@ -18,12 +18,13 @@ use std::{
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use strata_core::{
     Error, Result, Tier,
     cold::{BlobStore, ObjectMeta, PutOptions, Retention, RetentionMode, check_key},
 };
-use strata_types::time::now_micros;
+use strata_types::time::{duration_micros, now_micros};
+
+use crate::manifest::sha256_hex;
 
 const TMP_DIR: &str = ".strata-tmp";
 const LOCK_DIR: &str = ".strata-locks";
@@ -155,7 +156,7 @@ impl FileStore {
             .modified()
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+            .map_or(0, duration_micros);
         ObjectMeta {
             key: key.to_owned(),
             size: md.len(),
@@ -168,7 +169,7 @@ impl FileStore {
         self.refuse_if_locked(key, "put")?;
         if let Some(want) = &options.sha256 {
             let got = match &source {
-                Source::Bytes(b) => hex::encode(Sha256::digest(b)),
+                Source::Bytes(b) => sha256_hex(b),
                 Source::File(p) => crate::sha256_file(p)?.0,
             };
             if !got.eq_ignore_ascii_case(want) {

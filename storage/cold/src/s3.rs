@@ -28,6 +28,8 @@ use strata_core::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::cold_url::{ColdUrl, S3Url};
+
 /// Settings of the S3 store beyond the URL.
 #[derive(Debug, Clone)]
 pub struct S3Options {
@@ -113,10 +115,32 @@ fn lock_mode(mode: RetentionMode) -> (ObjectLockMode, ObjectLockRetentionMode) {
 impl S3Store {
     /// Opens `s3://bucket[/prefix]` with `options`.
     pub async fn open(url: &str, options: S3Options) -> Result<Self> {
-        let rest = url.strip_prefix("s3://").ok_or_else(|| {
-            Error::storage(Tier::Cold, "open", format!("`{url}` is not an s3:// URL"))
-        })?;
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        match url.parse::<ColdUrl>() {
+            Ok(ColdUrl::S3(s3)) => Self::open_url(&s3, options).await,
+            Ok(other) => Err(Error::storage(
+                Tier::Cold,
+                "open",
+                format!("`{other}` is not an s3:// URL"),
+            )),
+            Err(e) => Err(Error::storage(Tier::Cold, "open", e)),
+        }
+    }
+
+    /// Opens the bucket and prefix of a parsed `s3://` URL with `options`. A URL that carried
+    /// credentials is refused: they come from the AWS environment.
+    pub(crate) async fn open_url(url: &S3Url, options: S3Options) -> Result<Self> {
+        if url.had_userinfo() {
+            return Err(Error::storage(
+                Tier::Cold,
+                "open",
+                format!(
+                    "`{url}`: credentials in the URL are not used; give them through the AWS \
+                     environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile or an \
+                     instance role)"
+                ),
+            ));
+        }
+        let bucket = url.bucket();
         if bucket.len() < 3 {
             return Err(Error::storage(
                 Tier::Cold,
@@ -124,7 +148,7 @@ impl S3Store {
                 format!("`{url}`: a bucket name has at least 3 characters"),
             ));
         }
-        let prefix = prefix.trim_matches('/');
+        let prefix = url.prefix();
         if !prefix.is_empty() {
             check_key(prefix)?;
         }

@@ -8,17 +8,21 @@ mod common;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
+use common::file_store;
 use futures::StreamExt;
-use strata_cold::{ColdConfig, ColdStore, FileStore, LockSettings};
+use strata_cold::{ColdConfig, ColdStore, LockSettings};
 use strata_core::{
-    cold::{BlobStore, ColdRow, ColdTier, DAY_MICROS, LivePartition, PartitionKey, RetentionMode},
-    warm::HotWatermark,
+    cold::{BlobStore, ColdRow, ColdTier, LivePartition, PartitionKey, RetentionMode},
+    conformance::assert_same,
+    hot::HotWatermark,
 };
-use strata_types::{AggregateQuery, Event, PartialAggregate, QueryParams, StoredEvent, TimeRange};
+use strata_types::{
+    AggregateQuery, Event, PartialAggregate, QueryParams, StoredEvent, TimeRange,
+    time::{DAY, HOUR, SEC, day_of, day_start},
+};
 
 /// 2026-11-20T00:00:00Z.
 const DAY0: i64 = 1_795_132_800_000_000;
-const SEC: i64 = 1_000_000;
 
 fn rows(partition: &PartitionKey, n: usize, seed: u64) -> Vec<ColdRow> {
     (0..n)
@@ -36,7 +40,7 @@ fn rows(partition: &PartitionKey, n: usize, seed: u64) -> Vec<ColdRow> {
                         stream: partition.stream.clone(),
                         key: format!("user-{}-\"ü", k % 9),
                         id: format!("{}-{seed}-{i}", partition.stream),
-                        ts: partition.day * DAY_MICROS
+                        ts: day_start(partition.day)
                             + ((k * 13) % 86_400) as i64 * SEC
                             + (k % 1000) as i64,
                         value: (!k.is_multiple_of(5)).then_some((k % 1000) as f64 / 8.0 - 20.0),
@@ -44,7 +48,7 @@ fn rows(partition: &PartitionKey, n: usize, seed: u64) -> Vec<ColdRow> {
                         payload: (!k.is_multiple_of(3))
                             .then(|| format!(r#"{{"i": {i},  "n": [1, 2.50], "s": "é\n"}}"#)),
                     },
-                    ingest_ts: DAY0 + 10 * DAY_MICROS + i as i64,
+                    ingest_ts: DAY0 + 10 * DAY + i as i64,
                     seq: k,
                 },
             }
@@ -61,8 +65,8 @@ fn pages(rows: Vec<ColdRow>) -> strata_core::cold::RowPages<'static> {
 fn query(bucket: &str, agg: &str, group_by: Option<&str>, stream: Option<&str>) -> AggregateQuery {
     let mut q = AggregateQuery::from_params(&QueryParams {
         tenant: "acme",
-        from: &(DAY0 - DAY_MICROS).to_string(),
-        to: &(DAY0 + 3 * DAY_MICROS).to_string(),
+        from: &(DAY0 - DAY).to_string(),
+        to: &(DAY0 + 3 * DAY).to_string(),
         bucket,
         agg,
         group_by,
@@ -77,32 +81,11 @@ fn everything() -> HotWatermark {
     HotWatermark::everything("node-0")
 }
 
-fn assert_same(case: &str, got: &PartialAggregate, want: &PartialAggregate) {
-    assert_eq!(
-        got.cells.keys().collect::<Vec<_>>(),
-        want.cells.keys().collect::<Vec<_>>(),
-        "{case}: buckets"
-    );
-    for (k, w) in &want.cells {
-        let g = &got.cells[k];
-        assert_eq!(
-            (g.count, g.value_count),
-            (w.count, w.value_count),
-            "{case}: {k:?}"
-        );
-        assert_eq!((g.min, g.max), (w.min, w.max), "{case}: {k:?}");
-        assert!(
-            (g.sum - w.sum).abs() <= 1e-9 * w.sum.abs().max(1.0),
-            "{case}: {k:?}"
-        );
-    }
-}
-
 async fn check_reads(cold: &ColdStore, parts: &[LivePartition], all: &[ColdRow]) {
     let mut narrow = query("1m", "max", None, None);
     narrow.range = TimeRange {
-        from: DAY0 + 3 * 3600 * SEC + 5,
-        to: DAY0 + 9 * 3600 * SEC,
+        from: DAY0 + 3 * HOUR + 5,
+        to: DAY0 + 9 * HOUR,
     };
     for q in [
         query("1h", "count", None, None),
@@ -142,8 +125,8 @@ async fn check_reads(cold: &ColdStore, parts: &[LivePartition], all: &[ColdRow])
         "another tenant's lookup finds nothing"
     );
     let range = TimeRange {
-        from: DAY0 + 3600 * SEC,
-        to: DAY0 + DAY_MICROS + 7200 * SEC,
+        from: DAY0 + HOUR,
+        to: DAY0 + DAY + 2 * HOUR,
     };
     let read: Vec<StoredEvent> = cold
         .read(parts.to_vec(), range, Some("click".into()))
@@ -178,7 +161,7 @@ async fn round_trip(blobs: Arc<dyn BlobStore>) -> (ColdStore, Vec<LivePartition>
         let p = PartitionKey {
             tenant: "acme".into(),
             stream: stream.into(),
-            day: DAY0 / DAY_MICROS + day,
+            day: day_of(DAY0) + day,
         };
         let r = rows(&p, 1500, day as u64);
         let live = cold
@@ -247,7 +230,7 @@ async fn round_trip(blobs: Arc<dyn BlobStore>) -> (ColdStore, Vec<LivePartition>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn archive_on_a_local_directory() {
     let dir = tempfile::tempdir().unwrap();
-    round_trip(Arc::new(FileStore::open(dir.path()).unwrap())).await;
+    round_trip(file_store(dir.path())).await;
 }
 
 /// Exports of partitions older than `lock_after` are written under retention, cannot be
@@ -268,7 +251,7 @@ async fn object_lock(blobs: Arc<dyn BlobStore>) {
     let old = PartitionKey {
         tenant: "acme".into(),
         stream: "click".into(),
-        day: DAY0 / DAY_MICROS - 400,
+        day: day_of(DAY0) - 400,
     };
     let live = cold
         .export(&old, None, pages(rows(&old, 250, 1)))
@@ -288,7 +271,7 @@ async fn object_lock(blobs: Arc<dyn BlobStore>) {
     );
     // A young partition is written unlocked and locked later, after its compaction window.
     let young = PartitionKey {
-        day: strata_types::time::now_micros().div_euclid(DAY_MICROS) - 1,
+        day: day_of(strata_types::time::now_micros()) - 1,
         ..old.clone()
     };
     let young_live = cold
@@ -320,7 +303,7 @@ async fn object_lock(blobs: Arc<dyn BlobStore>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_lock_on_a_local_directory() {
     let dir = tempfile::tempdir().unwrap();
-    object_lock(Arc::new(FileStore::open(dir.path()).unwrap())).await;
+    object_lock(file_store(dir.path())).await;
 }
 
 #[cfg(feature = "server-tests")]
@@ -345,7 +328,7 @@ mod server {
             "STRATA_TEST_PYTHON must name a Python with duckdb installed (scripts/test provides one)",
         );
         let dir = tempfile::tempdir().unwrap();
-        let (_, _, all) = round_trip(Arc::new(FileStore::open(dir.path()).unwrap())).await;
+        let (_, _, all) = round_trip(file_store(dir.path())).await;
         let glob = format!("{}/**/*.parquet", dir.path().display());
         let script = format!(
             "import duckdb\n\
@@ -369,7 +352,7 @@ mod server {
         let sum: f64 = all.iter().filter_map(|r| r.stored.event.value).sum();
         let view = all
             .iter()
-            .filter(|r| r.stored.event.stream == "view" && r.stored.event.ts < DAY0 + DAY_MICROS)
+            .filter(|r| r.stored.event.stream == "view" && r.stored.event.ts < DAY0 + DAY)
             .count();
         let p1 = all
             .iter()

@@ -1,33 +1,22 @@
 //! The blob store conformance suite against the local directory store and, with the
-//! `server-tests` feature, against the S3-compatible server at `STRATA_TEST_S3_ENDPOINT`.
+//! `server-tests` feature, against the S3-compatible server at `STRATA_TEST_S3_ENDPOINT`;
+//! each also wrapped in the fault injector with nothing armed, which must pass it the same.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
+use common::{Faulty, FileHarness};
 use strata_cold::FileStore;
-use strata_core::{cold::BlobStore, conformance::cold::BlobHarness};
-
-struct FileHarness {
-    dir: tempfile::TempDir,
-}
-
-#[async_trait]
-impl BlobHarness for FileHarness {
-    async fn open(&self, _object_lock: bool) -> Arc<dyn BlobStore> {
-        let root = self.dir.path().join(uuid::Uuid::new_v4().to_string());
-        Arc::new(FileStore::open(root).unwrap())
-    }
-}
+use strata_core::{cold::BlobStore, conformance::cold::run_all};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_store_passes_the_suite() {
-    strata_core::conformance::cold::run_all(|| FileHarness {
-        dir: tempfile::tempdir().unwrap(),
-    })
-    .await;
+    run_all(FileHarness::new).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_wrapper_on_the_file_store_passes_the_suite() {
+    run_all(|| Faulty(FileHarness::new())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,22 +51,15 @@ async fn file_store_puts_nothing_half_written_and_hides_its_scratch() {
 #[cfg(feature = "server-tests")]
 mod s3 {
     use super::*;
-
-    struct S3Harness;
-
-    #[async_trait]
-    impl BlobHarness for S3Harness {
-        async fn open(&self, object_lock: bool) -> Arc<dyn BlobStore> {
-            Arc::new(common::s3_store(object_lock).await)
-        }
-
-        fn large_object_size(&self) -> usize {
-            common::S3_MULTIPART_THRESHOLD
-        }
-    }
+    use crate::common::S3Harness;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn s3_store_passes_the_suite() {
-        strata_core::conformance::cold::run_all(|| S3Harness).await;
+        run_all(|| S3Harness).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fault_wrapper_on_s3_passes_the_suite() {
+        run_all(|| Faulty(S3Harness)).await;
     }
 }

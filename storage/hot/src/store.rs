@@ -46,7 +46,7 @@ impl HotStore {
     /// Opens (or creates) the store at `config.path` and rebuilds the in-memory index from
     /// the log. Blocking: call it from `spawn_blocking` or before the runtime starts.
     pub fn open(config: HotConfig) -> Result<Self> {
-        let window = i64::try_from(config.window.as_micros()).unwrap_or(i64::MAX);
+        let window = strata_types::time::duration_micros(config.window);
         if window < 1 {
             return Err(Error::storage(
                 Tier::Hot,

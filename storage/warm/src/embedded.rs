@@ -18,6 +18,7 @@
 //! the rollup exactness check (committed seq vs. watermark) and the read one atomic step.
 
 use std::{
+    collections::HashMap,
     ops::Bound,
     path::{Path, PathBuf},
     sync::Arc,
@@ -28,13 +29,15 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use strata_core::{
     Error, Result, Tier,
-    hot::FlushBatch,
-    warm::{HotWatermark, ScanCursor, ScanPage, ScanRequest, WarmMode, WarmTier, WriteOutcome},
+    hot::{FlushBatch, HotWatermark},
+    warm::{ScanCursor, ScanPage, ScanRequest, WarmMode, WarmTier, WriteOutcome},
 };
 use strata_types::{AggregateQuery, Cell, Event, GroupBy, PartialAggregate, StoredEvent};
 use tracing::instrument;
 
-use crate::plan::{self, HOUR, Source};
+use strata_types::time::HOUR;
+
+use crate::plan::{self, Source};
 
 mod cold_handoff;
 
@@ -570,16 +573,12 @@ impl WarmTier for EmbeddedWarm {
     }
 
     #[instrument(skip_all)]
-    async fn existing_ids(
-        &self,
-        tenant: &str,
-        ids: &[String],
-    ) -> Result<std::collections::HashMap<String, u64>> {
+    async fn existing_ids(&self, tenant: &str, ids: &[String]) -> Result<HashMap<String, u64>> {
         let (tenant, ids) = (tenant.to_owned(), ids.to_vec());
         // One blocking call for the whole batch rather than one per id.
         self.blocking("existing_ids", move |db| {
             let everything = HotWatermark::everything("");
-            let mut found = std::collections::HashMap::new();
+            let mut found = HashMap::new();
             for id in ids {
                 if let Some(e) = get(db, &tenant, &id, &everything)? {
                     found.insert(id, e.seq);
@@ -606,57 +605,6 @@ impl WarmTier for EmbeddedWarm {
         self.blocking("health", |db| {
             db.begin_read().map_err(fail("health"))?;
             Ok(())
-        })
-        .await
-    }
-    async fn cold_partitions(
-        &self,
-        tenant: Option<&str>,
-        range: Option<strata_types::TimeRange>,
-    ) -> Result<Vec<strata_core::cold::LivePartition>> {
-        let tenant = tenant.map(str::to_owned);
-        self.blocking("cold_partitions", move |db| {
-            cold_handoff::cold_partitions(db, tenant.as_deref(), range)
-        })
-        .await
-    }
-
-    async fn export_candidates(
-        &self,
-        before: i64,
-        limit: usize,
-    ) -> Result<Vec<strata_core::cold::PartitionKey>> {
-        self.blocking("export_candidates", move |db| {
-            cold_handoff::export_candidates(db, before, limit)
-        })
-        .await
-    }
-
-    async fn flush_marks(&self) -> Result<strata_core::cold::ExportMarks> {
-        self.blocking("flush_marks", cold_handoff::flush_marks)
-            .await
-    }
-
-    #[instrument(skip_all)]
-    async fn export_page(
-        &self,
-        partition: &strata_core::cold::PartitionKey,
-        marks: &strata_core::cold::ExportMarks,
-        after: Option<&ScanCursor>,
-        limit: usize,
-    ) -> Result<strata_core::warm::ExportPage> {
-        let (p, marks, after) = (partition.clone(), marks.clone(), after.cloned());
-        self.blocking("export_page", move |db| {
-            cold_handoff::export_page(db, &p, &marks, after.as_ref(), limit)
-        })
-        .await
-    }
-
-    #[instrument(skip_all)]
-    async fn commit_cold(&self, commit: &strata_core::warm::ColdCommit) -> Result<u64> {
-        let commit = commit.clone();
-        self.blocking("commit_cold", move |db| {
-            cold_handoff::commit_cold(db, &commit)
         })
         .await
     }

@@ -1,38 +1,45 @@
 //! Strata's warm tier: weeks to months of queryable history behind
-//! [`strata_core::warm::WarmTier`].
+//! [`strata_core::warm::WarmTier`], handing closed partitions to the cold archive through
+//! [`strata_core::handoff::ColdHandoff`].
 //!
-//! Two backends, chosen by URL like every Strata seam:
+//! Two backends, chosen by [`WarmUrl`] like every Strata seam:
 //!
 //! * `embedded` (the default): [`EmbeddedWarm`], one redb file `<data-dir>/warm.redb`, no
 //!   server.
-//! * `postgres://…` / `postgresql://…`: [`PostgresWarm`], tokio-postgres with a connection
-//!   pool. With the timescaledb extension the events table is a hypertable with compression
-//!   and continuous aggregates; without it, native daily partitions and rollup tables Strata
-//!   maintains. The same SQL (`date_bin` from the epoch) queries both.
+//! * `postgres://…` / `postgresql://…` or a libpq `key=value` string: [`PostgresWarm`],
+//!   tokio-postgres with a connection pool. With the timescaledb extension the events table
+//!   is a hypertable with compression and continuous aggregates; without it, native daily
+//!   partitions and rollup tables Strata maintains. The same SQL (`date_bin` from the epoch)
+//!   queries both.
 //!
 //! ```no_run
 //! # async fn demo() -> strata_core::Result<()> {
+//! let url: strata_warm::WarmUrl = "embedded".parse().expect("a warm URL");
 //! let config = strata_warm::WarmConfig::new("storage");
-//! let warm = strata_warm::open_warm("embedded", &config).await?;
+//! let warm = strata_warm::open_warm(&url, &config).await?;
 //! println!("warm mode: {}", warm.mode());
 //! # Ok(()) }
 //! ```
 //!
-//! The binary's `strata migrate [--status]` calls [`migrate`] and [`status`]. Every backend
-//! passes the conformance suite in `strata_core::conformance::warm`.
+//! `strata serve` opens the tier through [`connect::open`], which keeps the node serving
+//! while PostgreSQL is unreachable and connects in the background. The binary's
+//! `strata migrate [--status]` calls [`migrate`] and [`status`]. Every backend, and every
+//! wrapper this crate ships, passes the conformance suites in
+//! `strata_core::conformance::warm`.
 
+pub mod connect;
 mod embedded;
 mod plan;
 mod postgres;
+mod warm_url;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
+pub use connect::{Connector, OpenError, WarmStart};
 pub use embedded::EmbeddedWarm;
 pub use postgres::{Layout, MigrationInfo, MigrationReport, MigrationStatus, PostgresWarm};
-use strata_core::{
-    Error, Result, Tier,
-    warm::{WarmMode, WarmTier},
-};
+use strata_core::{Result, handoff::WarmStore, warm::WarmMode};
+pub use warm_url::{ParseWarmUrlError, WarmUrl};
 
 /// File name of the embedded store inside the data directory.
 pub const EMBEDDED_FILE: &str = "warm.redb";
@@ -81,94 +88,39 @@ impl WarmConfig {
     }
 }
 
-/// Which backend a URL names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scheme {
-    Embedded,
-    Postgres,
-}
-
-fn scheme(url: &str) -> Result<Scheme> {
-    if url == "embedded" || url.starts_with("embedded:") {
-        Ok(Scheme::Embedded)
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Scheme::Postgres)
+/// Opens the warm tier `url` names, with its hand-off to the cold tier.
+pub async fn open_warm(url: &WarmUrl, config: &WarmConfig) -> Result<Arc<dyn WarmStore>> {
+    let warm: Arc<dyn WarmStore> = if url.is_embedded() {
+        Arc::new(EmbeddedWarm::open(config.data_dir.join(EMBEDDED_FILE)).await?)
     } else {
-        Err(Error::storage(
-            Tier::Warm,
-            "open",
-            format!(
-                "unknown warm tier `{}`: expected `embedded` or a postgres:// URL",
-                redact(url)
-            ),
-        ))
-    }
-}
-
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}://{user}:***@{}", &url[..s], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
-/// Opens the warm tier `url` names: `embedded` or `postgres://…`.
-pub async fn open_warm(url: &str, config: &WarmConfig) -> Result<Arc<dyn WarmTier>> {
-    let warm: Arc<dyn WarmTier> = match scheme(url)? {
-        Scheme::Embedded => {
-            Arc::new(EmbeddedWarm::open(config.data_dir.join(EMBEDDED_FILE)).await?)
-        }
-        Scheme::Postgres => Arc::new(PostgresWarm::open(url, config).await?),
+        Arc::new(PostgresWarm::open(url.expose(), config).await?)
     };
     tracing::info!(mode = %warm.mode(), "warm tier open");
     Ok(warm)
 }
 
 /// Applies pending migrations (`strata migrate`). For `embedded` there is nothing to apply.
-pub async fn migrate(url: &str, config: &WarmConfig) -> Result<MigrationReport> {
-    match scheme(url)? {
-        Scheme::Embedded => Ok(MigrationReport {
+pub async fn migrate(url: &WarmUrl, config: &WarmConfig) -> Result<MigrationReport> {
+    if url.is_embedded() {
+        return Ok(MigrationReport {
             mode: WarmMode::Embedded,
             applied: Vec::new(),
             already_applied: 0,
-        }),
-        Scheme::Postgres => postgres::migrate(url, config).await,
+        });
     }
+    postgres::migrate(url.expose(), config).await
 }
 
 /// The migration state (`strata migrate --status`).
-pub async fn status(url: &str, config: &WarmConfig) -> Result<MigrationStatus> {
-    match scheme(url)? {
-        Scheme::Embedded => Ok(MigrationStatus {
+pub async fn status(url: &WarmUrl, config: &WarmConfig) -> Result<MigrationStatus> {
+    if url.is_embedded() {
+        return Ok(MigrationStatus {
             mode: Some(WarmMode::Embedded),
             timescaledb_available: false,
             timescaledb_usable: false,
             applied: Vec::new(),
             pending: Vec::new(),
-        }),
-        Scheme::Postgres => postgres::status(url, config).await,
+        });
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn schemes_and_redaction() {
-        assert_eq!(scheme("embedded").unwrap(), Scheme::Embedded);
-        assert_eq!(
-            scheme("postgres://u:p@h:5432/db").unwrap(),
-            Scheme::Postgres
-        );
-        let err = scheme("mysql://u:secret@h/db").unwrap_err().to_string();
-        assert!(err.contains("mysql://u:***@h/db"), "{err}");
-        assert!(!err.contains("secret"));
-        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
-    }
+    postgres::status(url.expose(), config).await
 }

@@ -17,12 +17,11 @@
 
 use std::collections::BTreeMap;
 
-use strata_types::{AggregateQuery, Cell, GroupBy, StoredEvent, TimeRange, time::MICROS_PER_SEC};
+use strata_types::{
+    AggregateQuery, Cell, GroupBy, StoredEvent, TimeRange,
+    time::{HOUR, MINUTE},
+};
 
-/// One minute, in micros.
-pub(crate) const MINUTE: i64 = 60 * MICROS_PER_SEC;
-/// One hour, in micros.
-pub(crate) const HOUR: i64 = 3600 * MICROS_PER_SEC;
 /// Rollup widths, widest first.
 pub(crate) const WIDTHS: [i64; 2] = [HOUR, MINUTE];
 
@@ -205,7 +204,7 @@ pub(crate) fn rollup_deltas<'a>(
 
 #[cfg(test)]
 mod tests {
-    use strata_types::QueryParams;
+    use strata_types::{QueryParams, time::SEC};
 
     use super::*;
 
@@ -232,7 +231,7 @@ mod tests {
     #[test]
     fn splits_into_raw_edges_and_rolled_middles() {
         let range = TimeRange {
-            from: 5 * MICROS_PER_SEC,
+            from: 5 * SEC,
             to: 2 * HOUR + 3 * MINUTE + 7,
         };
         let segments = plan(&q("1h", None), range, true);

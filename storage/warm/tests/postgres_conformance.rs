@@ -10,139 +10,30 @@
 #![cfg(feature = "server-tests")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    collections::BTreeMap,
-    io::Write,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+mod common;
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
+use common::{Databases, admin, config, connect, report, timescale_usable, warm_url};
 use strata_core::{
     Error,
     conformance::{
         assert_same,
-        warm::{NODE, T0, WarmHarness, batch, random_events, run_all, run_cold_handoff, stored},
+        warm::{
+            HandoffHarness, NODE, T0, WarmHarness, batch, random_events, run_all, run_cold_handoff,
+            stored,
+        },
     },
-    warm::{HotWatermark, ScanRequest, WarmMode, WarmTier, WriteOutcome},
+    handoff::WarmStore,
+    hot::HotWatermark,
+    warm::{ScanRequest, WarmMode, WarmTier, WriteOutcome},
 };
-use strata_types::{AggregateQuery, PartialAggregate, QueryParams, StoredEvent, TimeRange};
-use strata_warm::{Layout, PostgresWarm, WarmConfig};
+use strata_types::{
+    AggregateQuery, PartialAggregate, QueryParams, StoredEvent, TimeRange, time::HOUR,
+};
+use strata_warm::{Layout, PostgresWarm};
 use tokio::sync::OnceCell;
-
-fn server_url() -> String {
-    std::env::var("STRATA_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!(
-            "STRATA_TEST_POSTGRES_URL is not set: the server tests need a PostgreSQL server \
-             (scripts/test starts one)"
-        )
-    })
-}
-
-/// `url` with its database name replaced by `db`.
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| scheme_end + i);
-    format!("{}/{db}{query}", &base[..host_end])
-}
-
-async fn admin() -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(&server_url(), tokio_postgres::NoTls)
-        .await
-        .expect("connect to STRATA_TEST_POSTGRES_URL");
-    tokio::spawn(conn);
-    client
-}
-
-static DATABASES: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh, empty database; returns its name and URL.
-async fn fresh_database() -> (String, String) {
-    let name = format!(
-        "strata_warm_test_{}_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-        DATABASES.fetch_add(1, Ordering::Relaxed)
-    );
-    admin()
-        .await
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create test database");
-    let url = with_database(&server_url(), &name);
-    (name, url)
-}
-
-/// The databases one test created, dropped when it passes (a failing test leaves them for a
-/// look). TimescaleDB runs a background scheduler per database, so leftovers would pile up
-/// on a long-lived server.
-#[derive(Clone, Default)]
-struct Databases(Arc<std::sync::Mutex<Vec<String>>>);
-
-impl Databases {
-    async fn fresh(&self) -> String {
-        let (name, url) = fresh_database().await;
-        self.0.lock().unwrap().push(name);
-        url
-    }
-
-    async fn drop_all(&self) {
-        let names = std::mem::take(&mut *self.0.lock().unwrap());
-        let admin = admin().await;
-        for name in names {
-            admin
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await
-                .unwrap();
-        }
-    }
-}
-
-fn config(layout: Layout) -> WarmConfig {
-    let mut c = WarmConfig::new("unused");
-    c.layout = layout;
-    c.migrate_on_open = true;
-    c.pool_size = 4;
-    // Refresh continuous aggregates after every flush, so the suite's queries read them
-    // (and not only raw rows) in TimescaleDB mode.
-    c.rollup_refresh_interval = Duration::ZERO;
-    c
-}
-
-/// Names the layout a test ran, unbuffered so it shows even when the harness captures
-/// `println!` output.
-fn report(what: &str) {
-    let _ = writeln!(std::io::stderr(), "warm layout under test: {what}");
-}
-
-/// Whether this server can run the TimescaleDB layout, by the same rule `Layout::Auto`
-/// applies. With `STRATA_TEST_REQUIRE_TIMESCALEDB=1` (set by a test script that started the
-/// server with the extension) a server that cannot is a failure.
-async fn timescale_usable() -> bool {
-    let status = strata_warm::status(&server_url(), &config(Layout::Auto))
-        .await
-        .expect("migration status of STRATA_TEST_POSTGRES_URL");
-    let required = std::env::var("STRATA_TEST_REQUIRE_TIMESCALEDB").is_ok_and(|v| v == "1");
-    assert!(
-        status.timescaledb_usable || !required,
-        "STRATA_TEST_REQUIRE_TIMESCALEDB=1 but the server cannot load timescaledb \
-         (installed: {}; it must also be in shared_preload_libraries)",
-        status.timescaledb_available
-    );
-    status.timescaledb_usable
-}
 
 struct Harness {
     layout: Layout,
@@ -151,15 +42,28 @@ struct Harness {
     url: OnceCell<String>,
 }
 
-#[async_trait]
-impl WarmHarness for Harness {
-    async fn open(&self) -> Arc<dyn WarmTier> {
+impl Harness {
+    async fn store(&self) -> Arc<dyn WarmStore> {
         let url = self.url.get_or_init(|| self.dbs.fresh()).await;
         let warm = PostgresWarm::open(url, &config(self.layout))
             .await
             .expect("open postgres warm tier");
         assert_eq!(warm.mode(), self.want, "layout {:?}", self.layout);
         Arc::new(warm)
+    }
+}
+
+#[async_trait]
+impl WarmHarness for Harness {
+    async fn open(&self) -> Arc<dyn WarmTier> {
+        self.store().await
+    }
+}
+
+#[async_trait]
+impl HandoffHarness for Harness {
+    async fn open(&self) -> Arc<dyn WarmStore> {
+        self.store().await
     }
 }
 
@@ -239,7 +143,7 @@ async fn migrations_are_recorded_and_rerun_as_no_ops() {
     let mut c = config(Layout::Postgres);
     c.migrate_on_open = false;
 
-    let before = strata_warm::status(&url, &c).await.unwrap();
+    let before = strata_warm::status(&warm_url(&url), &c).await.unwrap();
     assert_eq!(before.mode, None);
     assert!(before.applied.is_empty());
     assert_eq!(before.pending.len(), 4);
@@ -249,15 +153,15 @@ async fn migrations_are_recorded_and_rerun_as_no_ops() {
     let err = PostgresWarm::open(&url, &c).await.unwrap_err().to_string();
     assert!(err.contains("strata migrate"), "{err}");
 
-    let first = strata_warm::migrate(&url, &c).await.unwrap();
+    let first = strata_warm::migrate(&warm_url(&url), &c).await.unwrap();
     assert_eq!(first.mode, WarmMode::Postgres);
     assert_eq!(first.applied.len(), 4);
-    let again = strata_warm::migrate(&url, &c).await.unwrap();
+    let again = strata_warm::migrate(&warm_url(&url), &c).await.unwrap();
     assert!(again.applied.is_empty(), "re-running applies nothing");
     assert_eq!(again.already_applied, 4);
     assert!(again.to_string().contains("warm mode: postgres"), "{again}");
 
-    let after = strata_warm::status(&url, &c).await.unwrap();
+    let after = strata_warm::status(&warm_url(&url), &c).await.unwrap();
     assert_eq!(after.mode, Some(WarmMode::Postgres));
     assert!(after.pending.is_empty());
     assert!(
@@ -268,16 +172,20 @@ async fn migrations_are_recorded_and_rerun_as_no_ops() {
     // Auto keeps the recorded layout; asking for another one is refused.
     c.layout = Layout::Auto;
     assert_eq!(
-        strata_warm::migrate(&url, &c).await.unwrap().mode,
+        strata_warm::migrate(&warm_url(&url), &c)
+            .await
+            .unwrap()
+            .mode,
         WarmMode::Postgres
     );
     c.layout = Layout::Timescale;
-    assert!(strata_warm::migrate(&url, &c).await.is_err());
+    assert!(strata_warm::migrate(&warm_url(&url), &c).await.is_err());
 
     // Concurrent migrators on a fresh database apply each migration once.
     let url = dbs.fresh().await;
     let c = config(Layout::Postgres);
-    let runs = futures::future::join_all((0..4).map(|_| strata_warm::migrate(&url, &c))).await;
+    let target = warm_url(&url);
+    let runs = futures::future::join_all((0..4).map(|_| strata_warm::migrate(&target, &c))).await;
     let applied: usize = runs.into_iter().map(|r| r.unwrap().applied.len()).sum();
     assert_eq!(applied, 4);
 
@@ -285,7 +193,7 @@ async fn migrations_are_recorded_and_rerun_as_no_ops() {
     // where it cannot be loaded is refused with the reason.
     let usable = timescale_usable().await;
     let url = dbs.fresh().await;
-    let auto = strata_warm::migrate(&url, &config(Layout::Auto))
+    let auto = strata_warm::migrate(&warm_url(&url), &config(Layout::Auto))
         .await
         .unwrap();
     let want = if usable {
@@ -294,14 +202,14 @@ async fn migrations_are_recorded_and_rerun_as_no_ops() {
         WarmMode::Postgres
     };
     assert_eq!(auto.mode, want);
-    let status = strata_warm::status(&url, &config(Layout::Auto))
+    let status = strata_warm::status(&warm_url(&url), &config(Layout::Auto))
         .await
         .unwrap();
     assert_eq!(status.mode, Some(want));
     assert_eq!(status.timescaledb_usable, usable);
     if !usable {
         let url = dbs.fresh().await;
-        let err = strata_warm::migrate(&url, &config(Layout::Timescale))
+        let err = strata_warm::migrate(&warm_url(&url), &config(Layout::Timescale))
             .await
             .unwrap_err()
             .to_string();
@@ -348,14 +256,6 @@ async fn killed_connections_are_unavailable_then_replaced() {
     );
     assert_eq!(warm.committed_upto("node-a").await.unwrap(), 0);
     dbs.drop_all().await;
-}
-
-async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("connect to the test database");
-    tokio::spawn(conn);
-    client
 }
 
 fn query(bucket: &str, agg: &str, group_by: Option<&str>, range: TimeRange) -> AggregateQuery {
@@ -433,8 +333,6 @@ async fn aggregate_differences(client: &tokio_postgres::Client, view: &str, widt
 async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
     client.query_one(sql, &[]).await.unwrap().get(0)
 }
-
-const HOUR: i64 = 3_600_000_000;
 
 /// What only the hypertable layout has: its catalog shape (hypertable on ts, compression
 /// segmented by tenant and stream, real-time continuous aggregates, policies), flushes whose

@@ -5,7 +5,7 @@ use strata_proto::v1 as pb;
 use strata_types::{
     Event, Rejection, StoredEvent,
     time::MICROS_PER_SEC,
-    validate::{FieldError, check_payload_json},
+    validate::{FieldError, normalize_payload},
 };
 
 const NANOS_PER_MICRO: i64 = 1_000;
@@ -35,9 +35,13 @@ pub(crate) fn micros_to_timestamp(micros: i64) -> Timestamp {
     }
 }
 
-/// An event from its protobuf form; validation against limits happens afterwards, exactly
-/// as for REST.
-pub(crate) fn event_from_proto(e: pb::Event) -> Result<Event, FieldError> {
+/// An event from its protobuf form, its payload in stored form (compact, at most
+/// `max_payload_depth` deep, no key twice); validation against limits happens afterwards,
+/// exactly as for REST.
+pub(crate) fn event_from_proto(
+    e: pb::Event,
+    max_payload_depth: usize,
+) -> Result<Event, FieldError> {
     let ts =
         e.ts.as_ref()
             .ok_or_else(|| FieldError::new("ts", "is required"))?;
@@ -45,8 +49,7 @@ pub(crate) fn event_from_proto(e: pb::Event) -> Result<Event, FieldError> {
     let payload = if e.payload.is_empty() {
         None
     } else {
-        check_payload_json(&e.payload)?;
-        Some(e.payload)
+        Some(normalize_payload(&e.payload, max_payload_depth)?)
     };
     Ok(Event {
         tenant: e.tenant,
@@ -138,7 +141,7 @@ mod tests {
             attrs: Default::default(),
             payload: r#"{"a": [1,  2]}"#.into(),
         };
-        let e = event_from_proto(ok.clone()).unwrap();
+        let e = event_from_proto(ok.clone(), 64).unwrap();
         assert_eq!(e.payload.as_deref(), Some(r#"{"a": [1,  2]}"#));
         assert_eq!(e.ts, 1_795_651_200_000_000);
 
@@ -146,11 +149,14 @@ mod tests {
             ts: None,
             ..ok.clone()
         };
-        assert_eq!(event_from_proto(no_ts).unwrap_err().field, "ts");
+        assert_eq!(event_from_proto(no_ts, 64).unwrap_err().field, "ts");
         let bad_payload = pb::Event {
             payload: "{not json".into(),
             ..ok
         };
-        assert_eq!(event_from_proto(bad_payload).unwrap_err().field, "payload");
+        assert_eq!(
+            event_from_proto(bad_payload, 64).unwrap_err().field,
+            "payload"
+        );
     }
 }

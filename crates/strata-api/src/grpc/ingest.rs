@@ -33,7 +33,11 @@ impl IngestService {
     /// Converts and validates a message's events with the store's limits, exactly as the
     /// REST decoder does for JSON.
     fn decode(&self, events: Vec<pb::Event>) -> Result<DecodedBatch, ApiError> {
-        let events = events.into_iter().map(event_from_proto).collect();
+        let depth = self.store.limits().max_payload_depth;
+        let events = events
+            .into_iter()
+            .map(|e| event_from_proto(e, depth))
+            .collect();
         validate_batch(events, self.store.limits(), now_micros()).map_err(|e| {
             let reason = match e {
                 BatchError::Unparseable { .. } => "unparseable",
@@ -82,11 +86,9 @@ impl Ingest for IngestService {
     ) -> Result<Response<pb::WriteResponse>, Status> {
         call("Write", Some(self.timeout), async {
             let batch = self.decode(request.into_inner().events)?;
+            // Every event rejected is `Error::Rejected`: `INVALID_ARGUMENT`, `invalid_events`.
             let report = self.store.ingest(batch).await?;
-            if report.accepted == 0 && !report.rejected.is_empty() {
-                return Err(ApiError::invalid_events(report.rejected));
-            }
-            Ok(pb::WriteResponse {
+            Ok::<_, ApiError>(pb::WriteResponse {
                 accepted: report.accepted as u64,
                 duplicates: report.duplicates as u64,
                 rejected: report
@@ -121,17 +123,28 @@ impl Ingest for IngestService {
                 }
                 let count = message.events.len();
                 let batch = self.decode(message.events)?;
-                let report = tokio::time::timeout(self.timeout, self.store.ingest(batch))
+                let stored = tokio::time::timeout(self.timeout, self.store.ingest(batch))
                     .await
-                    .map_err(|_| Status::from(ApiError::timeout(self.timeout)))?
-                    .map_err(ApiError::from)?;
+                    .map_err(|_| Status::from(ApiError::timeout(self.timeout)))?;
+                let report = match stored {
+                    Ok(report) => report,
+                    // One message wholly rejected does not fail the stream: other messages
+                    // may have stored events. It counts like a report with nothing accepted.
+                    Err(strata_tiering::Error::Rejected(rejected)) => IngestReport {
+                        rejected,
+                        ..IngestReport::default()
+                    },
+                    Err(e) => return Err(ApiError::from(e).into()),
+                };
                 summary.add(report, count, max_listed);
             }
             if summary.events_seen == 0 {
                 return Err(ApiError::from(BatchError::Empty).into());
             }
+            // The stream as a whole stored nothing: refused like a single batch would be.
             if summary.accepted == 0 {
-                return Err(ApiError::invalid_events(summary.rejected).into());
+                let rejected = strata_tiering::Error::Rejected(summary.rejected);
+                return Err(ApiError::from(rejected).into());
             }
             Ok::<_, Status>(pb::WriteResponse {
                 accepted: summary.accepted,

@@ -27,18 +27,23 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures::{StreamExt, future};
-use serde::{Deserialize, Serialize};
-use strata_core::cold::{PartitionInfo, PartitionKey, VerifyIssue, VerifyReport, parse_day};
+use serde::Deserialize;
+use strata_core::cold::{PartitionInfo, PartitionKey, parse_day};
 use strata_tiering::{ReplayParams, ReplayRequest, Store};
-use strata_types::{TimeRange, time::format_rfc3339};
+use strata_types::TimeRange;
 use tokio::sync::mpsc;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 use super::{
     AppState,
-    replay::{error_line, ndjson},
+    replay::{error_line, ndjson, ndjson_line},
 };
-use crate::error::{ApiError, ErrorBody, ErrorKind};
+use crate::{
+    error::ApiError,
+    http::{
+        ErrorBody, HoldBody, PartitionBody, PartitionsBody, VerifyBody, VerifyLine, VerifyProgress,
+    },
+};
 
 /// Progress lines are sent at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
@@ -89,131 +94,12 @@ pub(crate) struct HoldQuery {
     on: Option<bool>,
 }
 
-/// One archived partition at its live manifest version.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct PartitionBody {
-    /// Stream.
-    stream: String,
-    /// UTC day, `YYYY-MM-DD`.
-    date: String,
-    /// Live manifest version.
-    version: u64,
-    /// Parquet files.
-    files: u64,
-    /// Rows in them.
-    rows: u64,
-    /// Bytes of them.
-    bytes: u64,
-    /// Earliest event time (RFC 3339).
-    min_ts: String,
-    /// Latest event time (RFC 3339).
-    max_ts: String,
-    /// Whether the partition's objects carry a legal hold.
-    legal_hold: bool,
-}
-
-impl From<PartitionInfo> for PartitionBody {
-    fn from(p: PartitionInfo) -> Self {
-        Self {
-            date: p.partition.date(),
-            stream: p.partition.stream,
-            version: p.version,
-            files: p.files,
-            rows: p.rows,
-            bytes: p.bytes,
-            min_ts: format_rfc3339(p.min_ts),
-            max_ts: format_rfc3339(p.max_ts),
-            legal_hold: p.legal_hold,
-        }
-    }
-}
-
-/// The archived partitions of a tenant.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct PartitionsBody {
-    /// Tenant.
-    tenant: String,
-    /// Partitions, ordered by date then stream.
-    partitions: Vec<PartitionBody>,
-}
-
-/// One problem `verify` found.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct IssueBody {
-    /// The object concerned.
-    key: String,
-    /// What is wrong.
-    detail: String,
-}
-
-fn issues(list: Vec<VerifyIssue>) -> Vec<IssueBody> {
-    list.into_iter()
-        .map(|i| IssueBody {
-            key: i.key,
-            detail: i.detail,
-        })
-        .collect()
-}
-
-/// What `verify` found.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct VerifyBody {
-    /// Tenant verified.
-    tenant: String,
-    /// True when nothing is altered, missing, extra or broken.
-    ok: bool,
-    /// Partitions checked.
-    partitions: u64,
-    /// Manifest versions whose chain was checked.
-    manifests: u64,
-    /// Files whose SHA-256 was recomputed.
-    files_checked: u64,
-    /// Bytes read to recompute them.
-    bytes_checked: u64,
-    /// Live files whose content no longer matches the manifest.
-    altered: Vec<IssueBody>,
-    /// Live files the manifest lists that are not in the store.
-    missing: Vec<IssueBody>,
-    /// Data files no manifest version lists.
-    extra: Vec<IssueBody>,
-    /// Manifest versions missing, unreadable or not chained to their predecessor.
-    chain_breaks: Vec<IssueBody>,
-    /// Files only superseded versions list, awaiting removal (not an error).
-    superseded: Vec<IssueBody>,
-}
-
-impl From<VerifyReport> for VerifyBody {
-    fn from(r: VerifyReport) -> Self {
-        Self {
-            ok: r.is_ok(),
-            tenant: r.tenant,
-            partitions: r.partitions,
-            manifests: r.manifests,
-            files_checked: r.files_checked,
-            bytes_checked: r.bytes_checked,
-            altered: issues(r.altered),
-            missing: issues(r.missing),
-            extra: issues(r.extra),
-            chain_breaks: issues(r.chain_breaks),
-            superseded: issues(r.superseded),
-        }
-    }
-}
-
-/// What a legal-hold change did.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct HoldBody {
-    /// Objects whose hold was set or cleared.
-    objects: u64,
-}
-
-/// Fails unless the node has a cold tier.
+/// Fails unless the node has a cold tier. The store says so too, but only after the
+/// parameters were validated; checking first answers `501` whatever the parameters, so a
+/// client learns the one fact that matters.
 pub(crate) fn require_cold(store: &Store) -> Result<(), ApiError> {
     if store.cold().is_none() {
-        return Err(ApiError::new(
-            ErrorKind::ColdTierNotConfigured,
-            "this node has no cold tier (start it with --cold)",
-        ));
+        return Err(strata_tiering::Error::NoColdTier.into());
     }
     Ok(())
 }
@@ -247,7 +133,9 @@ pub(crate) async fn sorted_partitions(
     responses(
         (status = 200, description = "Partitions at their live manifest versions.", body = PartitionsBody),
         (status = 400, description = "`tenant` is missing or invalid.", body = ErrorBody),
-        (status = 501, description = "No cold tier on this node (`cold_tier_not_configured`).", body = ErrorBody),
+        (status = 501, description = "No cold tier on this node (`cold_tier_not_configured`), or its backend cannot list partitions (`unsupported`).", body = ErrorBody),
+        (status = 503, description = "The warm tier, which records the live manifest versions, is unavailable (`warm_unavailable`), or the cold tier is (`unavailable`).", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
     )
 )]
 pub(crate) async fn partitions(
@@ -310,7 +198,9 @@ pub(crate) fn read_request(
         (status = 200, description = "One stored event per line, partition by partition (day, stream), each in its files' (key, ts) order; a last line `{\"error\": {...}}` when the read broke off.",
             content_type = "application/x-ndjson", body = String),
         (status = 400, description = "A parameter is missing or wrong; `field` names it.", body = ErrorBody),
-        (status = 501, description = "No cold tier on this node.", body = ErrorBody),
+        (status = 501, description = "No cold tier on this node (`cold_tier_not_configured`), or its backend cannot read (`unsupported`).", body = ErrorBody),
+        (status = 503, description = "The warm tier is unavailable (`warm_unavailable`), or the cold tier is (`unavailable`).", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
     )
 )]
 pub(crate) async fn events(
@@ -360,9 +250,11 @@ pub(crate) async fn events(
     tag = "archive",
     params(TenantQuery),
     responses(
-        (status = 200, description = "The report (`ok` false when anything is altered, missing, extra or broken). With `progress=true`: NDJSON lines `{\"progress\": {\"done\", \"total\"}}` (bytes), then `{\"report\": {...}}`.", body = VerifyBody),
+        (status = 200, description = "The report (`ok` false when anything is altered, missing, extra or broken). With `progress=true`: NDJSON lines `{\"progress\": {\"done\", \"total\"}}` (bytes), then `{\"report\": {...}}` (see `VerifyLine`), or a last `{\"error\": {...}}` line.", body = VerifyBody),
         (status = 400, description = "`tenant` is missing or invalid.", body = ErrorBody),
-        (status = 501, description = "No cold tier on this node.", body = ErrorBody),
+        (status = 501, description = "No cold tier on this node (`cold_tier_not_configured`), or its backend cannot verify (`unsupported`).", body = ErrorBody),
+        (status = 503, description = "The warm tier is unavailable (`warm_unavailable`), or the cold tier is (`unavailable`).", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
     )
 )]
 pub(crate) async fn verify(
@@ -388,23 +280,12 @@ pub(crate) async fn verify(
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             if last.elapsed() >= PROGRESS_EVERY || done >= total {
                 *last = Instant::now();
-                let line = format!("{{\"progress\":{{\"done\":{done},\"total\":{total}}}}}\n");
-                let _ = progress_tx.try_send(line);
+                let line = VerifyLine::Progress(VerifyProgress { done, total });
+                let _ = progress_tx.try_send(ndjson_line(&line));
             }
         };
         let line = match store.archive_verify(&tenant, Some(&progress)).await {
-            Ok(report) => {
-                #[derive(Serialize)]
-                struct Line {
-                    report: VerifyBody,
-                }
-                let mut line = serde_json::to_string(&Line {
-                    report: VerifyBody::from(report),
-                })
-                .unwrap_or_else(|e| error_line(&ApiError::new(ErrorKind::Internal, e.to_string())));
-                line.push('\n');
-                line
-            }
+            Ok(report) => ndjson_line(&VerifyLine::Report(report.into())),
             Err(e) => error_line(&ApiError::from(e)),
         };
         let _ = tx.send(line).await;
@@ -422,7 +303,9 @@ pub(crate) async fn verify(
         (status = 200, description = "Objects changed.", body = HoldBody),
         (status = 400, description = "A parameter is missing or wrong; `field` names it.", body = ErrorBody),
         (status = 404, description = "The partition is not in the archive (`partition_not_found`).", body = ErrorBody),
-        (status = 501, description = "No cold tier on this node.", body = ErrorBody),
+        (status = 501, description = "No cold tier on this node (`cold_tier_not_configured`), or its backend cannot place legal holds (`unsupported`).", body = ErrorBody),
+        (status = 503, description = "The warm tier is unavailable (`warm_unavailable`), or the cold tier is (`unavailable`, also when concurrent manifest updates outlasted the server's retries).", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
     )
 )]
 pub(crate) async fn legal_hold(
@@ -442,7 +325,7 @@ pub(crate) async fn legal_hold(
     Ok(Json(HoldBody { objects }))
 }
 
-/// Validates the partition and changes its hold (both APIs).
+/// Validates the partition's parameters and changes its hold (both APIs).
 pub(crate) async fn set_legal_hold(
     store: &Store,
     tenant: Option<&str>,
@@ -464,16 +347,6 @@ pub(crate) async fn set_legal_hold(
         stream: stream.to_owned(),
         day,
     };
-    let known = store
-        .archive_partitions(tenant)
-        .await?
-        .iter()
-        .any(|p| p.partition == partition);
-    if !known {
-        return Err(ApiError::new(
-            ErrorKind::PartitionNotFound,
-            format!("partition {partition} is not in the archive"),
-        ));
-    }
+    // A partition not in the archive is the store's `PartitionNotFound`, `404`.
     Ok(store.archive_legal_hold(&partition, on).await?)
 }

@@ -7,28 +7,16 @@ use axum::{
     http::{HeaderMap, header},
     response::{IntoResponse, Response},
 };
-use serde::{Deserialize, Serialize};
-use strata_tiering::IngestReport;
-use strata_types::{Rejection, decode::BodyFormat};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use strata_types::decode::BodyFormat;
+use utoipa::IntoParams;
 
 use super::AppState;
 use crate::{
-    error::{ApiError, ErrorBody, ErrorKind, RejectionBody},
+    error::{ApiError, ErrorKind},
+    http::{ErrorBody, IngestResponse},
     lookup,
 };
-
-/// What an ingest request achieved.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub(crate) struct IngestResponse {
-    /// Events durable now or stored before (an idempotent retry counts as accepted).
-    accepted: usize,
-    /// How many of `accepted` were already stored (same tenant and id).
-    duplicates: usize,
-    /// Events that were not stored, with the field and the reason.
-    #[schema(value_type = Vec<RejectionBody>)]
-    rejected: Vec<Rejection>,
-}
 
 /// Stores a batch of events.
 ///
@@ -53,7 +41,7 @@ pub(crate) struct IngestResponse {
         (status = 400, description = "Body not parseable (`invalid_body`), no events (`empty_batch`), or every event rejected (`invalid_events`, with `rejected`).", body = ErrorBody),
         (status = 413, description = "Body over `max_body_bytes` (`body_too_large`) or more than `max_batch_events` events (`too_many_events`).", body = ErrorBody),
         (status = 415, description = "Content-Type is neither `application/json` nor `application/x-ndjson`.", body = ErrorBody),
-        (status = 503, description = "Hot tier full (`full`) or node overloaded (`overloaded`); nothing stored.", body = ErrorBody,
+        (status = 503, description = "Hot tier full (`full`), a tier unavailable (`unavailable`; `warm_unavailable` for the warm tier, which takes events older than `max_lateness`) or node overloaded (`overloaded`); nothing stored.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
         (status = 504, description = "The request ran past the server's timeout (`timeout`).", body = ErrorBody),
     )
@@ -68,19 +56,10 @@ pub(crate) async fn post_events(
     let body = Bytes::from_request(request, &())
         .await
         .map_err(|r| ApiError::from_body_rejection(r, max_body))?;
-    let IngestReport {
-        accepted,
-        duplicates,
-        rejected,
-    } = state.store.ingest_body(&body, format).await?;
-    if accepted == 0 && !rejected.is_empty() {
-        return Err(ApiError::invalid_events(rejected));
-    }
-    Ok(Json(IngestResponse {
-        accepted,
-        duplicates,
-        rejected,
-    }))
+    // A batch whose every event was rejected comes back as `Error::Rejected`, which maps
+    // to `400 invalid_events`.
+    let report = state.store.ingest_body(&body, format).await?;
+    Ok(Json(report.into()))
 }
 
 /// The body framing from `Content-Type`, ignoring parameters such as `charset`.
@@ -125,10 +104,11 @@ pub(crate) struct TenantParams {
     tag = "events",
     params(("id" = String, Path, description = "The event's id."), TenantParams),
     responses(
-        (status = 200, description = "The stored event, payload byte-for-byte as sent.", body = crate::rest::openapi::StoredEventJson),
+        (status = 200, description = "The stored event, payload as stored: compact JSON, key order, strings and numbers as sent.", body = crate::rest::openapi::StoredEventJson),
         (status = 400, description = "Missing or bad `tenant` or `id`.", body = ErrorBody),
         (status = 404, description = "No such event for this tenant (`not_found`).", body = ErrorBody),
-        (status = 503, description = "A tier is unavailable or the node overloaded.", body = ErrorBody),
+        (status = 503, description = "A tier is unavailable (`unavailable`, `warm_unavailable`) or the node overloaded (`overloaded`).", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
     )
 )]
 #[tracing::instrument(skip_all)]

@@ -1,71 +1,22 @@
-//! The OpenAPI 3 document (`/openapi.json`), and the schemas of the event shapes it shows.
+//! The OpenAPI 3 document (`/openapi.json`).
 //!
-//! Event bodies are decoded field by field (see `strata_types::decode`) and stored events are
-//! rendered with their payload kept byte-for-byte, so the two structs below describe the wire
-//! shapes for the document rather than being what the handlers (de)serialise.
+//! The schemas are the body types of [`crate::http`], the same ones the handlers serialise
+//! and clients decode. Event bodies are decoded field by field (see `strata_types::decode`)
+//! and stored events are rendered with their payload kept byte-for-byte, so [`EventJson`]
+//! and [`StoredEventJson`] describe those wire shapes rather than being what the handlers
+//! (de)serialise.
 
-use std::collections::BTreeMap;
+use utoipa::OpenApi;
 
-use serde::{Deserialize, Serialize};
-use utoipa::{OpenApi, ToSchema};
-
+pub use crate::http::{EventJson, StoredEventJson};
 use crate::{
-    error::{ErrorBody, RejectionBody},
+    http::{
+        AggregateResponse, BucketJson, CacheStatsBody, ErrorBody, ErrorLine, HoldBody,
+        IngestResponse, IssueBody, PartitionBody, PartitionsBody, RejectionBody, ReplayLine,
+        StatusBody, VerifyBody, VerifyLine, VerifyProgress,
+    },
     rest::{archive, cache, events, ops, query, replay},
 };
-
-/// An event as a producer sends it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"tenant": "acme", "stream": "click", "key": "user-1", "id": "evt-123",
-    "ts": "2026-11-20T10:00:00.123456Z", "value": 1.5, "attrs": {"page": "/home"}, "payload": {"ref": "email"}}))]
-pub struct EventJson {
-    /// Tenant, `[a-z0-9][a-z0-9_-]{0,63}`.
-    pub tenant: String,
-    /// Event type, same charset as `tenant`.
-    pub stream: String,
-    /// Entity the event is about; 1 to `max_key_bytes` (256) bytes.
-    pub key: String,
-    /// Client id, unique per tenant: the idempotency key; 1 to `max_id_bytes` (128) bytes.
-    pub id: String,
-    /// Event time: RFC 3339 (any offset; microsecond precision) or integer epoch
-    /// microseconds. At most `max_future_skew` ahead of the server; events more than
-    /// `max_lateness` behind go straight to the warm or cold tier (bounded by `max_age`).
-    #[schema(value_type = String, format = DateTime)]
-    pub ts: String,
-    /// Optional finite measure.
-    pub value: Option<f64>,
-    /// String dimensions for filters and group-by (at most `max_attrs`).
-    pub attrs: Option<BTreeMap<String, String>>,
-    /// Any JSON value, stored byte-for-byte (at most `max_payload_bytes`).
-    pub payload: Option<serde_json::Value>,
-}
-
-/// An event as stored.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct StoredEventJson {
-    /// Tenant.
-    pub tenant: String,
-    /// Stream.
-    pub stream: String,
-    /// Key.
-    pub key: String,
-    /// Id.
-    pub id: String,
-    /// Event time, RFC 3339 UTC with microseconds.
-    #[schema(value_type = String, format = DateTime)]
-    pub ts: String,
-    /// Measure, when the event had one.
-    pub value: Option<f64>,
-    /// Attributes, when the event had any.
-    pub attrs: Option<BTreeMap<String, String>>,
-    /// The payload exactly as sent, when the event had one.
-    pub payload: Option<serde_json::Value>,
-    /// When the node accepted the event, RFC 3339 UTC.
-    #[schema(value_type = String, format = DateTime)]
-    pub ingest_ts: String,
-    /// Per-node sequence number, increasing in commit order.
-    pub seq: u64,
-}
 
 /// The OpenAPI document of the REST API.
 #[derive(Debug, OpenApi)]
@@ -73,7 +24,13 @@ pub struct StoredEventJson {
     info(
         title = "Strata",
         description = "A tiered event store: ingest events, look them up, aggregate them over every tier. \
-Every error is `{\"code\", \"message\", \"field\"}` with a stable snake_case `code`."
+Every error is `{\"code\", \"message\", \"field\"}` with a stable snake_case `code`. \
+`503` answers (`full`, `unavailable`, `warm_unavailable`, `shutting_down`, `overloaded`) carry `Retry-After`: \
+`unavailable` means a tier cannot be reached or concurrent updates outlasted the server's retries, \
+`warm_unavailable` that the warm tier (PostgreSQL) cannot be reached. \
+`501` answers will not succeed on retry: `cold_tier_not_configured` (the node has no cold tier) and \
+`unsupported` (a tier's backend cannot do the operation). \
+A streamed (NDJSON) answer that breaks off ends with one line `{\"error\": {...}}` carrying the same codes."
     ),
     paths(
         events::post_events,
@@ -93,18 +50,22 @@ Every error is `{\"code\", \"message\", \"field\"}` with a stable snake_case `co
     components(schemas(
         EventJson,
         StoredEventJson,
+        ReplayLine,
         ErrorBody,
+        ErrorLine,
         RejectionBody,
-        events::IngestResponse,
-        query::AggregateResponse,
-        query::BucketJson,
-        ops::StatusBody,
-        cache::CacheStatsBody,
-        archive::PartitionsBody,
-        archive::PartitionBody,
-        archive::VerifyBody,
-        archive::IssueBody,
-        archive::HoldBody,
+        IngestResponse,
+        AggregateResponse,
+        BucketJson,
+        StatusBody,
+        CacheStatsBody,
+        PartitionsBody,
+        PartitionBody,
+        VerifyBody,
+        VerifyLine,
+        VerifyProgress,
+        IssueBody,
+        HoldBody,
     )),
     tags(
         (name = "events", description = "Write events and read them back by id."),

@@ -6,17 +6,18 @@ use axum::{
     http::header,
     response::{IntoResponse, Response},
 };
-use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::OpenApi;
 
 use super::{AppState, openapi::ApiDoc};
-use crate::error::{ApiError, ErrorBody, ErrorKind};
+use crate::{
+    error::{ApiError, ErrorKind},
+    http::{ErrorBody, StatusBody},
+};
 
-/// `{"status": "..."}`
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub(crate) struct StatusBody {
-    /// `ok` or `ready`.
-    status: &'static str,
+fn status(status: &str) -> Json<StatusBody> {
+    Json(StatusBody {
+        status: status.to_owned(),
+    })
 }
 
 /// Liveness: the process answers.
@@ -28,7 +29,7 @@ pub(crate) struct StatusBody {
 )]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn healthz() -> Json<StatusBody> {
-    Json(StatusBody { status: "ok" })
+    status("ok")
 }
 
 /// Readiness: `503` while the node is starting or shutting down.
@@ -44,7 +45,7 @@ pub(crate) async fn healthz() -> Json<StatusBody> {
 #[tracing::instrument(skip_all)]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<StatusBody>, ApiError> {
     if state.readiness.is_ready() {
-        Ok(Json(StatusBody { status: "ready" }))
+        Ok(status("ready"))
     } else {
         Err(ApiError::new(
             ErrorKind::NotReady,

@@ -4,13 +4,15 @@ use axum::{
     Json,
     extract::{Query, State, rejection::QueryRejection},
 };
-use serde::{Deserialize, Serialize};
-use strata_tiering::AggregateAnswer;
-use strata_types::{AggregateQuery, QueryParams, time::format_rfc3339};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use strata_types::{AggregateQuery, QueryParams};
+use utoipa::IntoParams;
 
 use super::AppState;
-use crate::error::{ApiError, ErrorBody};
+use crate::{
+    error::ApiError,
+    http::{AggregateResponse, ErrorBody},
+};
 
 /// Aggregate query parameters. Every field is optional to serde so that a missing one is
 /// reported by name (`missing_parameter`, `field: "bucket"`) instead of as a parse failure
@@ -42,52 +44,6 @@ pub(crate) struct AggregateParams {
     filter: Option<String>,
 }
 
-/// One non-empty (bucket, group).
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub(crate) struct BucketJson {
-    /// Bucket start, RFC 3339 UTC.
-    #[schema(example = "2026-11-20T10:00:00.000000Z")]
-    start: String,
-    /// The group when grouping; `null` when not grouping or for events without the
-    /// grouped attribute.
-    #[schema(required = true)]
-    group: Option<String>,
-    /// The aggregate; `null` when no event of the bucket had a value (sum, min, max, avg).
-    #[schema(required = true)]
-    value: Option<f64>,
-}
-
-/// An aggregate answer.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub(crate) struct AggregateResponse {
-    /// Non-empty buckets, ordered by start, then group.
-    buckets: Vec<BucketJson>,
-    /// Tiers that contributed: `hot`, `warm`, `cold`.
-    #[schema(example = json!(["hot"]))]
-    tiers: Vec<String>,
-    /// `hit`, `miss` or `partial`: how much came from the result cache.
-    #[schema(example = "miss")]
-    cache: String,
-}
-
-impl From<AggregateAnswer> for AggregateResponse {
-    fn from(a: AggregateAnswer) -> Self {
-        Self {
-            buckets: a
-                .buckets
-                .into_iter()
-                .map(|b| BucketJson {
-                    start: format_rfc3339(b.start),
-                    group: b.group,
-                    value: b.value,
-                })
-                .collect(),
-            tiers: a.tiers.iter().map(ToString::to_string).collect(),
-            cache: a.cache.as_str().to_owned(),
-        }
-    }
-}
-
 /// Aggregates one tenant's events per time bucket.
 #[utoipa::path(
     get,
@@ -97,7 +53,8 @@ impl From<AggregateAnswer> for AggregateResponse {
     responses(
         (status = 200, description = "The non-empty buckets.", body = AggregateResponse),
         (status = 400, description = "A parameter is missing (`missing_parameter`) or wrong (`invalid_parameter`); `field` names it.", body = ErrorBody),
-        (status = 503, description = "A tier is unavailable or the node overloaded.", body = ErrorBody),
+        (status = 503, description = "A tier is unavailable (`unavailable`; `warm_unavailable` when the warm tier is) or the node overloaded (`overloaded`).", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
         (status = 504, description = "The query ran past the server's timeout.", body = ErrorBody),
     )
 )]

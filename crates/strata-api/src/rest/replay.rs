@@ -25,7 +25,10 @@ use strata_tiering::{ReplayItem, ReplayParams, ReplayRequest};
 use utoipa::IntoParams;
 
 use super::AppState;
-use crate::error::{ApiError, ErrorBody, ErrorKind};
+use crate::{
+    error::{ApiError, ErrorKind},
+    http::{ErrorBody, ErrorLine},
+};
 
 /// Lines gathered into one body chunk when they are ready at once.
 const CHUNK_LINES: usize = 256;
@@ -74,7 +77,8 @@ pub(crate) struct ReplayQuery {
             content_type = "application/x-ndjson", body = String,
             example = json!("{\"tenant\":\"acme\",\"stream\":\"click\",\"key\":\"user-1\",\"id\":\"evt-1\",\"ts\":\"2026-11-20T10:00:00.000000Z\",\"ingest_ts\":\"2026-11-20T10:00:00.004000Z\",\"seq\":1,\"cursor\":\"AQAGRB3ZwE4AZXZ0LTE\"}\n")),
         (status = 400, description = "A parameter is missing (`missing_parameter`) or wrong (`invalid_parameter`, e.g. a malformed `cursor`); `field` names it.", body = ErrorBody),
-        (status = 503, description = "A tier is unavailable or the node overloaded.", body = ErrorBody),
+        (status = 503, description = "A tier is unavailable (`unavailable`; `warm_unavailable` when the warm tier is) or the node overloaded (`overloaded`). A tier failing after the first line ends the body with `{\"error\": {...}}` carrying the same codes.", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
         (status = 504, description = "No replay slot freed up within the server's timeout.", body = ErrorBody),
     )
 )]
@@ -152,11 +156,14 @@ fn line_of(item: &ReplayItem) -> String {
 
 /// The last line of a body cut short by a failure.
 pub(crate) fn error_line(e: &ApiError) -> String {
-    #[derive(serde::Serialize)]
-    struct Line {
-        error: ErrorBody,
-    }
-    let mut line = serde_json::to_string(&Line { error: e.body() })
+    ndjson_line(&ErrorLine { error: e.body() })
+}
+
+/// `value` as one NDJSON line, newline included. Serialising these bodies cannot fail (no
+/// maps with non-string keys, no failing `Serialize` impls); should it ever, the line is a
+/// fixed `internal` error line, so the body still ends as the protocol says.
+pub(crate) fn ndjson_line(value: &impl serde::Serialize) -> String {
+    let mut line = serde_json::to_string(value)
         .unwrap_or_else(|_| r#"{"error":{"code":"internal","message":"internal error"}}"#.into());
     line.push('\n');
     line

@@ -61,9 +61,10 @@ impl TestServer {
             .await
             .unwrap()
             .unwrap();
-        let warm = strata_warm::open_warm("embedded", &WarmConfig::new(dir.path()))
-            .await
-            .unwrap();
+        let warm =
+            strata_warm::open_warm(&"embedded".parse().unwrap(), &WarmConfig::new(dir.path()))
+                .await
+                .unwrap();
         let store = Store::new(Arc::new(hot), warm, "test-node", limits);
         let metrics = install_metrics_recorder().unwrap();
         let mut api_config = ApiConfig {

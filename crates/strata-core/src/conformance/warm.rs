@@ -20,9 +20,10 @@ use strata_types::{AggregateQuery, Event, PartialAggregate, QueryParams, StoredE
 
 use super::{Lcg, assert_same};
 use crate::{
-    cold::{ColdRow, ExportMarks, LivePartition, PartitionKey},
-    hot::FlushBatch,
-    warm::{ColdCommit, HotWatermark, ScanCursor, ScanRequest, WarmTier, WriteOutcome},
+    cold::{ColdRow, LivePartition, PartitionKey},
+    handoff::{ColdCommit, ExportMarks, WarmStore},
+    hot::{FlushBatch, HotWatermark},
+    warm::{ScanCursor, ScanRequest, WarmTier, WriteOutcome},
 };
 
 /// Opens a backend over persistent state that outlives each instance.
@@ -33,7 +34,15 @@ pub trait WarmHarness: Send + Sync {
     async fn open(&self) -> Arc<dyn WarmTier>;
 }
 
-/// 2026-11-20T00:00:00Z in epoch micros: the suite's time origin.
+/// Opens a backend that also hands rows to the cold tier, over persistent state that
+/// outlives each instance (for [`run_cold_handoff`]).
+#[async_trait]
+pub trait HandoffHarness: Send + Sync {
+    /// Opens the backend, as [`WarmHarness::open`] does.
+    async fn open(&self) -> Arc<dyn WarmStore>;
+}
+
+/// 2026-11-26T00:00:00Z in epoch micros: the suite's time origin.
 pub const T0: i64 = 1_795_651_200_000_000;
 const SEC: i64 = 1_000_000;
 const HOUR: i64 = 3600 * SEC;
@@ -750,7 +759,7 @@ async fn write_rows(warm: &dyn WarmTier, node: &str, rows: &[StoredEvent], all: 
 
 /// Every row `export_page` hands out for `p` at `marks`, page by page.
 async fn export_all(
-    warm: &dyn WarmTier,
+    warm: &dyn WarmStore,
     p: &PartitionKey,
     marks: &ExportMarks,
     page: usize,
@@ -814,16 +823,16 @@ fn sorted_pointers(mut parts: Vec<LivePartition>) -> Vec<LivePartition> {
 
 fn assert_lost_race(result: crate::Result<u64>, case: &str) {
     match result {
-        Err(crate::Error::Storage { op, .. }) => {
+        Err(crate::Error::Conflict { op, .. }) => {
             assert_eq!(op, "commit_cold", "{case}: error names the operation")
         }
-        other => panic!("{case}: expected the commit to be refused, got {other:?}"),
+        other => panic!("{case}: expected the commit to be refused as a conflict, got {other:?}"),
     }
 }
 
 /// Runs every hand-off scenario, each on a fresh harness from `new_harness`. Backends that
 /// hand rows to the cold tier (every one `strata serve --cold` runs with) must pass it.
-pub async fn run_cold_handoff<H: WarmHarness>(new_harness: impl Fn() -> H) {
+pub async fn run_cold_handoff<H: HandoffHarness>(new_harness: impl Fn() -> H) {
     cold_handoff_exports_exactly_marked_rows(&new_harness()).await;
     cold_commit_is_compare_and_set(&new_harness()).await;
     aggregates_exact_after_cold_commit(&new_harness()).await;
@@ -835,7 +844,7 @@ pub async fn run_cold_handoff<H: WarmHarness>(new_harness: impl Fn() -> H) {
 /// rows at or below the marks (nodes without a mark left out), with their node, byte for
 /// byte, in order; `commit_cold` drops exactly those rows and nothing else, leaves the ledger
 /// alone, and afterwards the same marks export nothing.
-pub async fn cold_handoff_exports_exactly_marked_rows(h: &dyn WarmHarness) {
+pub async fn cold_handoff_exports_exactly_marked_rows(h: &dyn HandoffHarness) {
     let warm = h.open().await;
     let w = warm.as_ref();
     let mut all: Vec<NodeRow> = Vec::new();
@@ -1002,7 +1011,7 @@ pub async fn cold_handoff_exports_exactly_marked_rows(h: &dyn WarmHarness) {
 /// The pointer is compare-and-set: a commit that expects another version changes nothing
 /// (neither pointer nor rows), compaction commits drop nothing, and of concurrent commits
 /// expecting the same version exactly one wins.
-pub async fn cold_commit_is_compare_and_set(h: &dyn WarmHarness) {
+pub async fn cold_commit_is_compare_and_set(h: &dyn HandoffHarness) {
     let warm = h.open().await;
     let w = warm.as_ref();
     let mut all: Vec<NodeRow> = Vec::new();
@@ -1114,7 +1123,7 @@ pub async fn cold_commit_is_compare_and_set(h: &dyn WarmHarness) {
 /// Aggregates over rows some of whose partitions went to cold (and rows flushed during and
 /// after the export into the same buckets) equal brute force over the rows left in warm, for
 /// shapes pre-aggregated rollups answer and ones they cannot, before and after a reopen.
-pub async fn aggregates_exact_after_cold_commit(h: &dyn WarmHarness) {
+pub async fn aggregates_exact_after_cold_commit(h: &dyn HandoffHarness) {
     let warm = h.open().await;
     let mut all: Vec<NodeRow> = Vec::new();
     let first = stored(&random_events("acme", 400, 71), 1);
@@ -1300,7 +1309,7 @@ fn key(tenant: &str, stream: &str, day: i64) -> PartitionKey {
 /// the cutoff, oldest day first (across tenants), at most `limit`; an exported partition
 /// leaves the list, comes back when late rows land in it, stays while rows above the export
 /// marks remain, and leaves it when retention drops its rows.
-pub async fn export_candidates_only_closed_days(h: &dyn WarmHarness) {
+pub async fn export_candidates_only_closed_days(h: &dyn HandoffHarness) {
     let warm = h.open().await;
     let w = warm.as_ref();
     let d = d0();
@@ -1444,7 +1453,7 @@ pub async fn export_candidates_only_closed_days(h: &dyn WarmHarness) {
 /// `cold_partitions` answers the live pointers of one tenant (or all) whose day overlaps a
 /// range (end exclusive), with their versions and checksums as committed; pointers survive
 /// retention and a reopen.
-pub async fn cold_partitions_filter_by_tenant_and_range(h: &dyn WarmHarness) {
+pub async fn cold_partitions_filter_by_tenant_and_range(h: &dyn HandoffHarness) {
     let warm = h.open().await;
     let d = d0();
     let parts = [

@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub const TENANT: &str = "acme";
-const HOUR: i64 = 3_600_000_000;
+use strata_types::time::HOUR;
 
 /// A valid event's JSON, stamped now.
 pub fn valid(id: &str) -> Vec<u8> {

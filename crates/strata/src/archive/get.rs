@@ -11,10 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use strata_types::time::format_rfc3339;
 use tokio::sync::mpsc;
 
-use super::{
-    ArchiveClient, GetArgs,
-    client::{NdjsonLines, error_line},
-};
+use super::{ArchiveClient, GetArgs};
 use crate::{Error, Result};
 
 /// Lines handed to the writer thread at once, and batches queued for it: bounds memory
@@ -33,7 +30,8 @@ pub(super) async fn run(client: &ArchiveClient, args: &GetArgs) -> Result<()> {
         params.push(("stream", stream.as_str()));
     }
     let response = client.send(false, "v1/archive/events", &params).await?;
-    let mut lines = NdjsonLines::new(response);
+    // An archive answer may end without a final newline; every line is still whole.
+    let mut lines = crate::client::ndjson(response).allow_unterminated_last_line(true);
     let progress = progress_bar();
 
     // Writing is blocking IO (a slow pipe, a disk): it runs on its own thread, fed through
@@ -45,11 +43,12 @@ pub(super) async fn run(client: &ArchiveClient, args: &GetArgs) -> Result<()> {
     let read = async {
         let mut events = 0u64;
         let mut batch = Vec::with_capacity(BATCH_LINES);
-        while let Some(line) = lines.next_line().await? {
-            if let Some(e) = error_line(&line) {
-                return Err(e);
-            }
-            batch.push(line);
+        while let Some(line) = lines
+            .next_line()
+            .await
+            .map_err(|e| Error::Archive(crate::client::describe(&e)))?
+        {
+            batch.push(line.to_vec());
             events += 1;
             if batch.len() == BATCH_LINES {
                 progress.inc(BATCH_LINES as u64);

@@ -1,18 +1,13 @@
 //! `strata archive hold`.
 
-use serde::Deserialize;
+use strata_api::HoldBody;
 
 use super::{ArchiveClient, HoldArgs};
 use crate::Result;
 
-#[derive(Debug, Deserialize)]
-struct HoldAnswer {
-    objects: u64,
-}
-
 pub(super) async fn run(client: &ArchiveClient, args: &HoldArgs) -> Result<()> {
     let on = if args.on { "true" } else { "false" };
-    let answer: HoldAnswer = client
+    let answer: HoldBody = client
         .json(
             true,
             "v1/archive/legal-hold",

@@ -1,34 +1,12 @@
 //! `strata archive ls`.
 
-use serde::{Deserialize, Serialize};
+use strata_api::PartitionsBody;
 
 use super::{ArchiveClient, LsArgs};
 use crate::Result;
 
-/// `GET /v1/archive/partitions`.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct PartitionsAnswer {
-    pub(crate) tenant: String,
-    pub(crate) partitions: Vec<PartitionView>,
-}
-
-/// One archived partition as the server describes it.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct PartitionView {
-    pub(crate) stream: String,
-    pub(crate) date: String,
-    pub(crate) version: u64,
-    pub(crate) files: u64,
-    pub(crate) rows: u64,
-    pub(crate) bytes: u64,
-    pub(crate) min_ts: String,
-    pub(crate) max_ts: String,
-    #[serde(default)]
-    pub(crate) legal_hold: bool,
-}
-
 pub(super) async fn run(client: &ArchiveClient, args: &LsArgs) -> Result<()> {
-    let answer: PartitionsAnswer = client
+    let answer: PartitionsBody = client
         .json(
             false,
             "v1/archive/partitions",
@@ -48,7 +26,7 @@ pub(super) async fn run(client: &ArchiveClient, args: &LsArgs) -> Result<()> {
 }
 
 /// The partitions as an aligned table with a total line.
-fn table(answer: &PartitionsAnswer) -> String {
+fn table(answer: &PartitionsBody) -> String {
     let header = [
         "STREAM", "DATE", "VERSION", "FILES", "ROWS", "BYTES", "MIN_TS", "MAX_TS", "HOLD",
     ];
@@ -103,7 +81,7 @@ mod tests {
 
     #[test]
     fn table_aligns_and_totals() {
-        let answer: PartitionsAnswer = serde_json::from_str(
+        let answer: PartitionsBody = serde_json::from_str(
             r#"{"tenant":"acme","partitions":[
                 {"stream":"click","date":"2026-01-02","version":3,"files":2,"rows":10,"bytes":900,
                  "min_ts":"2026-01-02T00:00:00.000000Z","max_ts":"2026-01-02T23:00:00.000000Z","legal_hold":true},

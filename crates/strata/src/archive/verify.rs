@@ -5,83 +5,41 @@
 use std::{io::IsTerminal, time::Duration};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Deserialize;
+use strata_api::{VerifyBody, VerifyLine};
 
-use super::{
-    ArchiveClient, VerifyArgs,
-    client::{NdjsonLines, error_line},
-};
+use super::{ArchiveClient, VerifyArgs};
 use crate::{Error, Result};
 
-/// One line of the streamed answer.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum VerifyLine {
-    Progress(ProgressView),
-    Report(ReportView),
-}
+/// The report as people read it: what was checked, every issue, the verdict.
+struct Report<'a>(&'a VerifyBody);
 
-#[derive(Debug, Deserialize)]
-struct ProgressView {
-    done: u64,
-    total: u64,
-}
-
-/// The verification report as the server sends it.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ReportView {
-    pub(crate) tenant: String,
-    pub(crate) ok: bool,
-    pub(crate) partitions: u64,
-    pub(crate) manifests: u64,
-    pub(crate) files_checked: u64,
-    pub(crate) bytes_checked: u64,
-    #[serde(default)]
-    pub(crate) altered: Vec<IssueView>,
-    #[serde(default)]
-    pub(crate) missing: Vec<IssueView>,
-    #[serde(default)]
-    pub(crate) extra: Vec<IssueView>,
-    #[serde(default)]
-    pub(crate) chain_breaks: Vec<IssueView>,
-    #[serde(default)]
-    pub(crate) superseded: Vec<IssueView>,
-}
-
-/// One issue.
-#[derive(Debug, Deserialize)]
-pub(crate) struct IssueView {
-    pub(crate) key: String,
-    pub(crate) detail: String,
-}
-
-impl std::fmt::Display for ReportView {
+impl std::fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = self.0;
         writeln!(
             f,
             "tenant {}: {} partitions, {} manifest versions, {} files ({} bytes) checked",
-            self.tenant, self.partitions, self.manifests, self.files_checked, self.bytes_checked
+            r.tenant, r.partitions, r.manifests, r.files_checked, r.bytes_checked
         )?;
         for (what, issues) in [
-            ("altered", &self.altered),
-            ("missing", &self.missing),
-            ("extra", &self.extra),
-            ("chain break", &self.chain_breaks),
+            ("altered", &r.altered),
+            ("missing", &r.missing),
+            ("extra", &r.extra),
+            ("chain break", &r.chain_breaks),
         ] {
             for issue in issues {
                 writeln!(f, "{what}: {}: {}", issue.key, issue.detail)?;
             }
         }
-        if !self.superseded.is_empty() {
+        if !r.superseded.is_empty() {
             writeln!(
                 f,
                 "{} superseded files awaiting cleanup (not an error)",
-                self.superseded.len()
+                r.superseded.len()
             )?;
         }
-        let problems =
-            self.altered.len() + self.missing.len() + self.extra.len() + self.chain_breaks.len();
-        if self.ok {
+        let problems = r.altered.len() + r.missing.len() + r.extra.len() + r.chain_breaks.len();
+        if r.ok {
             write!(f, "OK: the archive is intact")
         } else {
             write!(f, "FAILED: {problems} issues")
@@ -97,14 +55,18 @@ pub(super) async fn run(client: &ArchiveClient, args: &VerifyArgs) -> Result<()>
             &[("tenant", args.tenant.as_str()), ("progress", "true")],
         )
         .await?;
-    let mut lines = NdjsonLines::new(response);
+    let mut lines = crate::client::ndjson(response).allow_unterminated_last_line(true);
     let progress = progress_bar();
     let mut report = None;
-    while let Some(line) = lines.next_line().await? {
-        if let Some(e) = error_line(&line) {
-            progress.finish_and_clear();
-            return Err(e);
-        }
+    loop {
+        let line = match lines.next_line().await {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(e) => {
+                progress.finish_and_clear();
+                return Err(Error::Archive(crate::client::describe(&e)));
+            }
+        };
         match serde_json::from_slice::<VerifyLine>(&line) {
             Ok(VerifyLine::Progress(p)) => {
                 progress.set_length(p.total);
@@ -122,7 +84,7 @@ pub(super) async fn run(client: &ArchiveClient, args: &VerifyArgs) -> Result<()>
     progress.finish_and_clear();
     let report =
         report.ok_or_else(|| Error::Archive("the verify answer ended without a report".into()))?;
-    println!("{report}");
+    println!("{}", Report(&report));
     if report.ok {
         Ok(())
     } else {
@@ -161,7 +123,7 @@ mod tests {
         let VerifyLine::Report(r) = serde_json::from_slice(line).unwrap() else {
             panic!("not a report")
         };
-        let text = r.to_string();
+        let text = Report(&r).to_string();
         assert!(
             text.contains(
                 "altered: tenant=acme/stream=s/date=2026-01-01/part-1.parquet: sha256 differs"

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tracing::info;
 
 use super::generator::{Generator, kafka_message};
-use crate::{Error, Result, cli::LoadArgs};
+use crate::{Error, Result, load::LoadArgs};
 
 /// What a Kafka load run achieved.
 #[derive(Debug, Serialize)]

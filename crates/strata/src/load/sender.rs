@@ -89,7 +89,7 @@ struct RestRejection {
 impl Sender {
     /// A sender for `target` (see `--target`).
     pub async fn connect(
-        protocol: crate::cli::Protocol,
+        protocol: crate::load::Protocol,
         target: &str,
         ndjson: bool,
         concurrency: usize,
@@ -100,7 +100,7 @@ impl Sender {
             format!("http://{}", target.trim_end_matches('/'))
         };
         match protocol {
-            crate::cli::Protocol::Rest => {
+            crate::load::Protocol::Rest => {
                 let client = reqwest::Client::builder()
                     .pool_max_idle_per_host(concurrency)
                     .timeout(REQUEST_TIMEOUT)
@@ -113,7 +113,7 @@ impl Sender {
                     ndjson,
                 })
             }
-            crate::cli::Protocol::Grpc => {
+            crate::load::Protocol::Grpc => {
                 let channel = Channel::from_shared(base.clone())
                     .map_err(|e| format!("bad gRPC target `{base}`: {e}"))?
                     .timeout(REQUEST_TIMEOUT)

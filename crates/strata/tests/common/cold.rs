@@ -1,98 +1,45 @@
-//! Helpers of the cold-tier black-box tests: running CLI subcommands to completion, events
-//! on past days, the archive read back from disk or S3.
+//! Rig of the cold-tier tests: serve flags that archive within seconds, events on past days,
+//! and the archive as the API, `strata archive ls` and the disk show it.
 
 use std::{
-    process::{Command, Output, Stdio},
-    time::{Duration, Instant},
+    path::{Path, PathBuf},
+    time::Duration,
 };
 
-use super::STRATA;
+use serde_json::Value;
 
-/// Microseconds in a day.
-pub(crate) const DAY: i64 = 86_400_000_000;
+use super::{http::send, stderr, stdout, strata_cli};
+
+pub(crate) use strata_types::time::DAY;
 
 /// The start (UTC midnight, epoch micros) of the day `days_back` days before today.
 pub(crate) fn day_start(days_back: i64) -> i64 {
-    let now = super::now_micros();
-    now.div_euclid(DAY) * DAY - days_back * DAY
+    use strata_types::time::{day_of, day_start};
+    day_start(day_of(super::now_micros()) - days_back)
 }
 
-/// Runs `strata ARGS` to its exit with the test's own `STRATA_*` environment removed (plus
-/// `envs`); kills it after `timeout`. Standard output and error are captured.
-pub(crate) fn strata_cli(args: &[&str], envs: &[(&str, &str)], timeout: Duration) -> Output {
-    let mut cmd = Command::new(STRATA);
-    cmd.args(args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("STRATA_") || k == "RUST_LOG" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.envs(envs.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = cmd.spawn().expect("spawn strata");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(timeout) {
-        Ok(out) => out.expect("wait for strata"),
-        Err(_) => {
-            let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap());
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            panic!(
-                "`strata {}` did not exit within {timeout:?}",
-                args.join(" ")
-            );
-        }
-    }
+/// `serve` flags that move events through every tier within seconds: what is older than a
+/// second is flushed every 200 ms, and a day is archived once it ended a second ago, looked
+/// for every `export_interval` (`1h` leaves it to `strata export`).
+pub(crate) fn fast_tiering(export_interval: &str) -> [&str; 8] {
+    [
+        "--flush-interval",
+        "200ms",
+        "--hot-retention",
+        "1s",
+        "--export-after",
+        "1s",
+        "--export-interval",
+        export_interval,
+    ]
 }
 
-/// Standard output as text.
-pub(crate) fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+/// One archived partition: `(stream, date, rows, legal_hold)`.
+pub(crate) type Partition = (String, String, u64, bool);
 
-/// Standard error as text.
-pub(crate) fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Polls `check` every 100 ms until it returns `Some`, panicking with `what` after
-/// `timeout`.
-pub(crate) async fn wait_until<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The parsed answer of `GET /v1/archive/partitions`, via `strata archive ls --json`:
-/// `(stream, date, rows, legal_hold)` per partition.
-pub(crate) fn archive_ls(server: &str, tenant: &str) -> Vec<(String, String, u64, bool)> {
-    let out = strata_cli(
-        &[
-            "archive", "ls", "--server", server, "--tenant", tenant, "--json",
-        ],
-        &[],
-        Duration::from_secs(60),
-    );
-    assert!(out.status.success(), "archive ls failed: {}", stderr(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("archive ls --json printed {}: {e}", stdout(&out)));
+/// The partitions of a `{"tenant": ..., "partitions": [...]}` answer, which must be
+/// `tenant`'s.
+fn partitions(v: &Value, tenant: &str) -> Vec<Partition> {
     assert_eq!(v["tenant"], tenant);
     v["partitions"]
         .as_array()
@@ -107,4 +54,56 @@ pub(crate) fn archive_ls(server: &str, tenant: &str) -> Vec<(String, String, u64
             )
         })
         .collect()
+}
+
+/// `GET /v1/archive/partitions?tenant=T`; `Err` describes any answer but 200.
+pub(crate) async fn archive_partitions(
+    client: &reqwest::Client,
+    base: &str,
+    tenant: &str,
+) -> Result<Vec<Partition>, String> {
+    let answer = send(
+        client
+            .get(format!("{base}/v1/archive/partitions"))
+            .query(&[("tenant", tenant)]),
+    )
+    .await?;
+    let v: Value = answer.ok_json()?;
+    Ok(partitions(&v, tenant))
+}
+
+/// The partitions `strata archive ls --json` lists (the same endpoint, through the CLI).
+pub(crate) fn archive_ls(server: &str, tenant: &str) -> Vec<Partition> {
+    let out = strata_cli(
+        &[
+            "archive", "ls", "--server", server, "--tenant", tenant, "--json",
+        ],
+        &[],
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "archive ls failed: {}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("archive ls --json printed {}: {e}", stdout(&out)));
+    partitions(&v, tenant)
+}
+
+/// The Parquet files under `dir`, sorted (none when it does not exist yet).
+pub(crate) fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
 }

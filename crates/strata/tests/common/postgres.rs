@@ -37,12 +37,17 @@ pub(crate) fn with_database(url: &str, db: &str) -> String {
 }
 
 /// A client of `url`; the connection task runs on the current runtime.
-pub(crate) async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+async fn try_connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
-    client
+    Ok(client)
+}
+
+/// A client of `url`; panics when it cannot connect.
+pub(crate) async fn connect(url: &str) -> tokio_postgres::Client {
+    try_connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
 }
 
 static DATABASES: AtomicUsize = AtomicUsize::new(0);
@@ -66,9 +71,8 @@ pub(crate) async fn fresh_database(server: &str) -> String {
 
 /// `count(*)` and `count(DISTINCT (tenant, id))` of the warm `events` table.
 pub(crate) async fn event_counts(db: &str) -> Result<(u64, u64), tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::connect(db, tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
-    let row = client
+    let row = try_connect(db)
+        .await?
         .query_one(
             "SELECT count(*), count(DISTINCT (tenant, id)) FROM events",
             &[],
@@ -213,6 +217,31 @@ impl PgCluster {
             cmd.uid(uid).gid(gid);
         }
         cmd
+    }
+
+    /// A cluster of its own, started, with a fresh database (see [`fresh_database`]);
+    /// returns both.
+    pub(crate) async fn running_with_database() -> (Self, String) {
+        let cluster = tokio::task::spawn_blocking(|| {
+            let mut c = Self::init();
+            c.start();
+            c
+        })
+        .await
+        .unwrap();
+        let db = fresh_database(&cluster.url()).await;
+        (cluster, db)
+    }
+
+    /// Runs `step` (a start or stop: calls that block until the server answers or is gone)
+    /// off the async workers and hands the cluster back.
+    pub(crate) async fn blocking(mut self, step: impl FnOnce(&mut Self) + Send + 'static) -> Self {
+        tokio::task::spawn_blocking(move || {
+            step(&mut self);
+            self
+        })
+        .await
+        .unwrap()
     }
 
     /// `postgres://postgres@127.0.0.1:PORT/postgres`.

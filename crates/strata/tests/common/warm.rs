@@ -4,19 +4,15 @@
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
-    sync::{
-        Arc, Mutex, RwLock,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
     time::{Duration, Instant},
 };
 
-use futures::{StreamExt, stream};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use super::{
-    PostOutcome, TestEvent, TestServer, aggregate, assert_same, client, count, get_event, metric,
-    now_micros, parse_micros, post_events, postgres, rfc3339_micros, try_post_events,
+    TestEvent, TestServer, aggregate, assert_all_readable, client, count,
+    kill_load::{KillLoad, KillLoadConfig, Ledger},
+    metric, now_micros, parse_micros, post_all, postgres, random_sample, rfc3339_micros,
 };
 
 /// Unreleased events in the hot tier (a gauge).
@@ -59,6 +55,13 @@ impl Backend {
         }
     }
 
+    /// [`Backend::args`] followed by `extra`.
+    pub(crate) fn args_with(&self, extra: &[&str]) -> Vec<String> {
+        let mut args = self.args();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+
     /// The warm mode `serve` must report.
     pub(crate) fn mode(&self) -> &'static str {
         match self {
@@ -89,38 +92,6 @@ pub(crate) fn set_flag(args: &mut Vec<String>, flag: &str, value: &str) {
     }
 }
 
-/// `args` as the `&str` slice `TestServer` takes, plus `extra`.
-fn serve_args<'a>(backend: &'a [String], extra: &[&'a str]) -> Vec<&'a str> {
-    backend
-        .iter()
-        .map(String::as_str)
-        .chain(extra.iter().copied())
-        .collect()
-}
-
-/// Starts a server on a fresh data directory off the async workers.
-pub(crate) async fn spawn(args: Vec<String>) -> TestServer {
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        TestServer::spawn_with(&args)
-    })
-    .await
-    .unwrap()
-}
-
-/// Gracefully stops `server` and starts it again with `args`, off the async workers.
-pub(crate) async fn restart_with(mut server: TestServer, args: Vec<String>) -> TestServer {
-    tokio::task::spawn_blocking(move || {
-        server.stop_gracefully(Duration::from_secs(60));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        server.set_args(&args);
-        server.start();
-        server
-    })
-    .await
-    .unwrap()
-}
-
 /// Waits until the hot tier has released everything and, for PostgreSQL, the warm table
 /// holds `expected` rows; panics after [`FLUSH_WAIT`].
 pub(crate) async fn wait_flushed(server: &TestServer, backend: &Backend, expected: u64) {
@@ -140,38 +111,6 @@ pub(crate) async fn wait_flushed(server: &TestServer, backend: &Backend, expecte
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Checks that every event of `events` is readable with the fields it was sent with.
-pub(crate) async fn assert_all_readable(server: &TestServer, events: &[&TestEvent]) {
-    let http = client();
-    let base = server.http_url();
-    let lost: Vec<String> = stream::iter(events.iter().copied())
-        .map(|event| {
-            let http = http.clone();
-            let base = base.clone();
-            async move {
-                match get_event(&http, &base, &event.tenant, &event.id).await {
-                    Ok(Some(got)) => {
-                        assert_same(event, &got);
-                        None
-                    }
-                    Ok(None) => Some(event.id.clone()),
-                    Err(e) => panic!("GET {}: {e}", event.id),
-                }
-            }
-        })
-        .buffer_unordered(8)
-        .filter_map(|lost| async move { lost })
-        .collect()
-        .await;
-    assert!(
-        lost.is_empty(),
-        "{} of {} events not readable, e.g. {:?}",
-        lost.len(),
-        events.len(),
-        &lost[..lost.len().min(10)]
-    );
 }
 
 /// Per-tenant counts of distinct events.
@@ -331,7 +270,7 @@ fn spread_events(prefix: &str, n: u64, rng: &mut StdRng) -> Vec<TestEvent> {
     (0..n)
         .map(|i| {
             let tenant = FLOW_TENANTS[rng.random_range(0..FLOW_TENANTS.len())];
-            let ts = now - rng.random_range(60_000_000..2 * 3600 * 1_000_000);
+            let ts = now - rng.random_range(60_000_000..2 * strata_types::time::HOUR);
             TestEvent::at(
                 tenant,
                 format!("{prefix}-{i}"),
@@ -342,43 +281,21 @@ fn spread_events(prefix: &str, n: u64, rng: &mut StdRng) -> Vec<TestEvent> {
         .collect()
 }
 
-async fn post_all(server: &TestServer, events: &[TestEvent]) {
-    let http = client();
-    for chunk in events.chunks(250) {
-        let answer = post_events(&http, &server.http_url(), chunk)
-            .await
-            .expect("post");
-        assert_eq!(answer.accepted, chunk.len() as u64, "{:?}", answer.rejected);
-    }
-}
-
 /// Events ingested over REST reach warm after the flush interval, exactly once; a query over
 /// a range that spans hot and warm gives the brute-force answer.
 pub(crate) async fn flow(backend: Backend) {
     let seed: u64 = rand::random();
     eprintln!("seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
-    let fast = serve_args(
-        &backend.args(),
-        &["--hot-retention", "1s", "--flush-interval", "200ms"],
-    )
-    .iter()
-    .map(|s| s.to_string())
-    .collect::<Vec<_>>();
-    let slow = serve_args(
-        &backend.args(),
-        &["--hot-retention", "1h", "--flush-interval", "200ms"],
-    )
-    .iter()
-    .map(|s| s.to_string())
-    .collect::<Vec<_>>();
-    let from = now_micros() - 3 * 3600 * 1_000_000;
+    let fast = backend.args_with(&["--hot-retention", "1s", "--flush-interval", "200ms"]);
+    let slow = backend.args_with(&["--hot-retention", "1h", "--flush-interval", "200ms"]);
+    let from = now_micros() - 3 * strata_types::time::HOUR;
     let to = now_micros() + 10 * 60 * 1_000_000;
     let (from_s, to_s) = (rfc3339_micros(from), rfc3339_micros(to));
 
     // 1. Everything sent goes to warm once its hot retention passes; a resent chunk
     // (a client retrying) changes nothing.
-    let server = spawn(fast.clone()).await;
+    let server = TestServer::spawn_async(&fast).await;
     assert!(
         server
             .logs()
@@ -387,8 +304,8 @@ pub(crate) async fn flow(backend: Backend) {
         backend.mode()
     );
     let first = spread_events("a", 1200, &mut rng);
-    post_all(&server, &first).await;
-    post_all(&server, &first[..250]).await;
+    post_all(&server.http_url(), &first, 250).await;
+    post_all(&server.http_url(), &first[..250], 250).await;
     wait_flushed(&server, &backend, first.len() as u64).await;
     if let Some(counts) = backend.sql_counts().await {
         let n = first.len() as u64;
@@ -399,13 +316,13 @@ pub(crate) async fn flow(backend: Backend) {
         );
     }
     assert_api_counts(&server, &first, &FLOW_TENANTS, &from_s, &to_s).await;
-    assert_all_readable(&server, &first.iter().collect::<Vec<_>>()).await;
+    assert_all_readable(&server.http_url(), &first.iter().collect::<Vec<_>>()).await;
 
     // 2. With a long hot retention the next events stay in hot: a query now spans both
     // tiers and must equal the brute force over everything sent.
-    let server = restart_with(server, slow).await;
+    let server = server.restart_with(slow).await;
     let second = spread_events("b", 800, &mut rng);
-    post_all(&server, &second).await;
+    post_all(&server.http_url(), &second, 250).await;
     let http = client();
     // The gauge is published right after the commit's acknowledgement: poll briefly.
     let waiting = Instant::now();
@@ -435,7 +352,7 @@ pub(crate) async fn flow(backend: Backend) {
 
     // 3. Back to a short retention: everything ends up in warm, exactly once, and the
     // answers do not change.
-    let server = restart_with(server, fast).await;
+    let server = server.restart_with(fast).await;
     wait_flushed(&server, &backend, all.len() as u64).await;
     if let Some(counts) = backend.sql_counts().await {
         let n = all.len() as u64;
@@ -444,24 +361,18 @@ pub(crate) async fn flow(backend: Backend) {
     assert_eq!(metric(&http, &server.http_url(), HOT_EVENTS).await, 0.0);
     assert_aggregates_match(&server, &all, &FLOW_TENANTS, from, to).await;
     let sample: Vec<&TestEvent> = second.iter().step_by(4).collect();
-    assert_all_readable(&server, &sample).await;
+    assert_all_readable(&server.http_url(), &sample).await;
 }
 
 const CRASH_TENANTS: [&str; 2] = ["kill-a", "kill-b"];
-const CRASH_CLIENTS: usize = 2;
 const CRASH_KILLS: usize = 4;
-
-/// Where the clients send, and which server generation that is.
-struct Target {
-    generation: u64,
-    url: String,
-}
-
-#[derive(Default)]
-struct Ledger {
-    sent: Vec<TestEvent>,
-    acked: Vec<TestEvent>,
-}
+const CRASH_LOAD: KillLoadConfig = KillLoadConfig {
+    clients: 2,
+    tenants: &CRASH_TENANTS,
+    id_prefix: "k",
+    max_batch: 40,
+    pace: Duration::from_millis(15),
+};
 
 /// `kill -9` at random moments while the flusher moves a continuous stream of events to warm;
 /// after restarts and a resend of everything ever sent, every event is stored exactly once
@@ -470,81 +381,35 @@ pub(crate) async fn kill_mid_flush(backend: Backend) {
     let seed: u64 = rand::random();
     eprintln!("seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
-    let from = rfc3339_micros(now_micros() - 3600 * 1_000_000);
+    let from = rfc3339_micros(now_micros() - strata_types::time::HOUR);
     // Tiny retention and batches: the flusher is almost always inside a warm transaction or
     // a hot release when the kill comes.
-    let args: Vec<String> = serve_args(
-        &backend.args(),
-        &[
-            "--hot-retention",
-            "200ms",
-            "--flush-interval",
-            "50ms",
-            "--flush-max-batch-events",
-            "100",
-        ],
-    )
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut server = spawn(args).await;
-    let target = Arc::new(RwLock::new(Target {
-        generation: 0,
-        url: server.http_url(),
-    }));
-    let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let acked_in_generation = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..CRASH_CLIENTS)
-        .map(|c| {
-            tokio::spawn(crash_client(
-                c,
-                seed,
-                target.clone(),
-                ledger.clone(),
-                acked_in_generation.clone(),
-                stop.clone(),
-            ))
-        })
-        .collect();
+    let args = backend.args_with(&[
+        "--hot-retention",
+        "200ms",
+        "--flush-interval",
+        "50ms",
+        "--flush-max-batch-events",
+        "100",
+    ]);
+    let mut server = TestServer::spawn_async(&args).await;
+    let load = KillLoad::start(&server, seed, CRASH_LOAD);
 
     let http = client();
-    for kill in 1..=CRASH_KILLS {
-        let waiting = Instant::now();
-        // Kill only once this generation acknowledged events and flushed some of them.
-        while acked_in_generation.load(Ordering::SeqCst) == 0
-            || metric(&http, &server.http_url(), "strata_flush_batches_total").await == 0.0
-        {
-            assert!(
-                waiting.elapsed() < Duration::from_secs(60),
-                "generation {} neither acknowledged nor flushed",
-                kill - 1
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(rng.random_range(100..1_200))).await;
-        server.kill();
-        eprintln!("kill #{kill}");
-        tokio::time::sleep(Duration::from_millis(rng.random_range(0..150))).await;
-        server = tokio::task::spawn_blocking(move || {
-            server.restart();
-            server
-        })
-        .await
-        .unwrap();
-        let mut t = target.write().unwrap();
-        t.generation = kill as u64;
-        t.url = server.http_url();
-        acked_in_generation.store(0, Ordering::SeqCst);
-        drop(t);
+    for _ in 0..CRASH_KILLS {
+        // Once this generation acknowledged events and flushed some of them.
+        let flushed = |base: String| {
+            let http = http.clone();
+            async move { metric(&http, &base, "strata_flush_batches_total").await > 0.0 }
+        };
+        server = load
+            .kill_at_random(server, &mut rng, 100..1_200, flushed)
+            .await;
     }
     // Let the last generation ingest and flush for a moment too.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::SeqCst);
-    for c in clients {
-        c.await.unwrap();
-    }
-    let Ledger { sent, acked } = std::mem::take(&mut *ledger.lock().unwrap());
+    let Ledger { sent, acked } = load.finish().await;
+    let acked: Vec<TestEvent> = acked.into_iter().map(|(_, e)| e).collect();
     eprintln!("sent {} events, {} acknowledged", sent.len(), acked.len());
     assert!(!acked.is_empty(), "nothing was acknowledged");
 
@@ -564,19 +429,13 @@ pub(crate) async fn kill_mid_flush(backend: Backend) {
         );
     }
     let mut check: Vec<&TestEvent> = acked.iter().collect();
-    if check.len() > 6_000 {
-        // A random sample keeps the run short; the SQL check above is complete.
-        for i in 0..6_000 {
-            let j = rng.random_range(i..check.len());
-            check.swap(i, j);
-        }
-        check.truncate(6_000);
-    }
-    assert_all_readable(&server, &check).await;
+    // A random sample keeps the run short; the SQL check above is complete.
+    random_sample(&mut check, 6_000, &mut rng);
+    assert_all_readable(&server.http_url(), &check).await;
 
     // A client that never heard back resends; each event must then be stored exactly once,
     // in warm as well once it is flushed again.
-    post_all(&server, &sent).await;
+    post_all(&server.http_url(), &sent, 250).await;
     let distinct = per_tenant(&sent).values().sum::<u64>();
     wait_flushed(&server, &backend, distinct).await;
     if let Some(counts) = backend.sql_counts().await {
@@ -586,53 +445,6 @@ pub(crate) async fn kill_mid_flush(backend: Backend) {
             "warm rows (all, distinct) must equal the distinct events sent"
         );
     }
-    let to = rfc3339_micros(now_micros() + 3600 * 1_000_000);
+    let to = rfc3339_micros(now_micros() + strata_types::time::HOUR);
     assert_api_counts(&server, &sent, &CRASH_TENANTS, &from, &to).await;
-}
-
-async fn crash_client(
-    c: usize,
-    seed: u64,
-    target: Arc<RwLock<Target>>,
-    ledger: Arc<Mutex<Ledger>>,
-    acked_in_generation: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-) {
-    let mut rng = StdRng::seed_from_u64(seed ^ (c as u64 + 1));
-    // A short timeout: a request to a killed server must fail fast.
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let mut n: u64 = 0;
-    while !stop.load(Ordering::SeqCst) {
-        let (generation, url) = {
-            let t = target.read().unwrap();
-            (t.generation, t.url.clone())
-        };
-        let size = rng.random_range(1..=40);
-        let batch: Vec<TestEvent> = (0..size)
-            .map(|_| {
-                n += 1;
-                let tenant = CRASH_TENANTS[rng.random_range(0..CRASH_TENANTS.len())];
-                TestEvent::new(tenant, format!("k{c}-{n}"), n)
-            })
-            .collect();
-        ledger.lock().unwrap().sent.extend(batch.iter().cloned());
-        match try_post_events(&http, &url, &batch).await {
-            PostOutcome::Acked(answer) => {
-                assert_eq!(answer.accepted, batch.len() as u64, "{:?}", answer.rejected);
-                ledger.lock().unwrap().acked.extend(batch);
-                let t = target.read().unwrap();
-                if t.generation == generation {
-                    acked_in_generation.fetch_add(size as u64, Ordering::SeqCst);
-                }
-            }
-            PostOutcome::Busy(wait) => tokio::time::sleep(wait.min(Duration::from_secs(1))).await,
-            // The server was killed under the request, or is restarting.
-            PostOutcome::Failed(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-        }
-        // Paced, so that the acknowledged set stays small enough to check event by event.
-        tokio::time::sleep(Duration::from_millis(15)).await;
-    }
 }

@@ -11,7 +11,7 @@ use strata_core::{
 use strata_hot::{HotConfig, HotStore};
 use strata_types::{AggregateQuery, Event, PartialAggregate, QueryParams};
 
-pub const SEC: i64 = 1_000_000;
+pub use strata_types::time::SEC;
 
 /// Opens a store off the async workers.
 pub async fn open(config: HotConfig) -> Arc<HotStore> {

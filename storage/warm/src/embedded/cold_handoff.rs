@@ -6,19 +6,30 @@
 //! SHA-256)`. Readers that need rows and pointers from one snapshot read both tables in
 //! one read transaction or compare the pointers before and after (the planner does the
 //! latter through the trait).
+//!
+//! Every call runs on the blocking pool in one redb transaction, so the compare-and-set of
+//! [`ColdHandoff::commit_cold`] and the rows it drops commit together or not at all; redb
+//! has one writer at a time, so two commits of one partition are simply serialised and the
+//! second one sees the first one's pointer.
 
 use std::collections::BTreeSet;
 
+use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 use strata_core::{
     Error, Result, Tier,
-    cold::{ColdRow, DAY_MICROS, ExportMarks, LivePartition, PartitionKey},
-    warm::{ColdCommit, ExportPage, ScanCursor},
+    cold::{ColdRow, LivePartition, PartitionKey},
+    handoff::{ColdCommit, ColdHandoff, ExportMarks, ExportPage},
+    warm::ScanCursor,
 };
-use strata_types::{Cell, TimeRange};
+use strata_types::{
+    Cell, TimeRange,
+    time::{day_of, day_start},
+};
+use tracing::instrument;
 
 use super::{
-    EVENT_IDS, EVENTS, EventKey, FLUSH_NODES, ROLLUP_1H, ROLLUP_1M, TENANTS, decode, fail,
+    EVENT_IDS, EVENTS, EmbeddedWarm, EventKey, FLUSH_NODES, TENANTS, decode, fail, rollup_table,
 };
 use crate::plan;
 
@@ -26,14 +37,65 @@ use crate::plan;
 const COLD_PARTITIONS: TableDefinition<(&str, i64, &str), (u64, &str)> =
     TableDefinition::new("cold_partitions");
 
+/// The first and the last-plus-one microsecond of `day`.
 fn day_range(day: i64) -> (i64, i64) {
-    (
-        day.saturating_mul(DAY_MICROS),
-        (day + 1).saturating_mul(DAY_MICROS),
-    )
+    (day_start(day), day_start(day.saturating_add(1)))
 }
 
-pub(super) fn cold_partitions(
+#[async_trait]
+impl ColdHandoff for EmbeddedWarm {
+    #[instrument(skip_all)]
+    async fn cold_partitions(
+        &self,
+        tenant: Option<&str>,
+        range: Option<TimeRange>,
+    ) -> Result<Vec<LivePartition>> {
+        let tenant = tenant.map(str::to_owned);
+        self.blocking("cold_partitions", move |db| {
+            cold_partitions(db, tenant.as_deref(), range)
+        })
+        .await
+    }
+
+    #[instrument(skip_all)]
+    async fn export_candidates(&self, before: i64, limit: usize) -> Result<Vec<PartitionKey>> {
+        self.blocking("export_candidates", move |db| {
+            export_candidates(db, before, limit)
+        })
+        .await
+    }
+
+    async fn flush_marks(&self) -> Result<ExportMarks> {
+        self.blocking("flush_marks", flush_marks).await
+    }
+
+    #[instrument(skip_all, fields(partition = %partition))]
+    async fn export_page(
+        &self,
+        partition: &PartitionKey,
+        marks: &ExportMarks,
+        after: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<ExportPage> {
+        let (p, marks, after) = (partition.clone(), marks.clone(), after.cloned());
+        self.blocking("export_page", move |db| {
+            export_page(db, &p, &marks, after.as_ref(), limit)
+        })
+        .await
+    }
+
+    #[instrument(
+        skip_all,
+        fields(partition = %commit.live.partition, version = commit.live.version)
+    )]
+    async fn commit_cold(&self, commit: &ColdCommit) -> Result<u64> {
+        let commit = commit.clone();
+        self.blocking("commit_cold", move |db| commit_cold(db, &commit))
+            .await
+    }
+}
+
+fn cold_partitions(
     db: &Database,
     tenant: Option<&str>,
     range: Option<TimeRange>,
@@ -46,10 +108,7 @@ pub(super) fn cold_partitions(
         Err(e) => return Err(fail(OP)(e)),
     };
     let (lo_day, hi_day) = match range {
-        Some(r) => (
-            r.from.div_euclid(DAY_MICROS),
-            (r.to - 1).div_euclid(DAY_MICROS),
-        ),
+        Some(r) => (day_of(r.from), day_of(r.to.saturating_sub(1))),
         None => (i64::MIN, i64::MAX),
     };
     let mut out = Vec::new();
@@ -87,7 +146,7 @@ pub(super) fn cold_partitions(
     Ok(out)
 }
 
-pub(super) fn flush_marks(db: &Database) -> Result<ExportMarks> {
+fn flush_marks(db: &Database) -> Result<ExportMarks> {
     const OP: &str = "flush_marks";
     let tx = db.begin_read().map_err(fail(OP))?;
     let nodes = tx.open_table(FLUSH_NODES).map_err(fail(OP))?;
@@ -101,16 +160,12 @@ pub(super) fn flush_marks(db: &Database) -> Result<ExportMarks> {
 
 /// Skips from day to day through each tenant's rows: the first row at or after a day's
 /// start names the next day holding rows, so days without rows cost nothing.
-pub(super) fn export_candidates(
-    db: &Database,
-    before: i64,
-    limit: usize,
-) -> Result<Vec<PartitionKey>> {
+fn export_candidates(db: &Database, before: i64, limit: usize) -> Result<Vec<PartitionKey>> {
     const OP: &str = "export_candidates";
     let tx = db.begin_read().map_err(fail(OP))?;
     let tenants = tx.open_table(TENANTS).map_err(fail(OP))?;
     let events = tx.open_table(EVENTS).map_err(fail(OP))?;
-    let last_day = before.div_euclid(DAY_MICROS) - 1;
+    let last_day = day_of(before) - 1;
     let mut out = BTreeSet::new();
     for item in tenants.iter().map_err(fail(OP))? {
         let (t, _) = item.map_err(fail(OP))?;
@@ -121,12 +176,12 @@ pub(super) fn export_candidates(
         let mut found = 0usize;
         loop {
             let lo: EventKey<'_> = (tenant, from, 0, "");
-            let hi: EventKey<'_> = (tenant, (last_day + 1).saturating_mul(DAY_MICROS), 0, "");
+            let hi: EventKey<'_> = (tenant, day_start(last_day + 1), 0, "");
             let Some(first) = events.range(lo..hi).map_err(fail(OP))?.next() else {
                 break;
             };
             let (k, _) = first.map_err(fail(OP))?;
-            let day = k.value().1.div_euclid(DAY_MICROS);
+            let day = day_of(k.value().1);
             let (start, end) = day_range(day);
             let mut streams = BTreeSet::new();
             for row in events
@@ -162,7 +217,7 @@ fn exported(marks: &ExportMarks, node: &str, seq: u64) -> bool {
     marks.get(node).is_some_and(|m| seq <= *m)
 }
 
-pub(super) fn export_page(
+fn export_page(
     db: &Database,
     p: &PartitionKey,
     marks: &ExportMarks,
@@ -218,7 +273,7 @@ pub(super) fn export_page(
     Ok(page)
 }
 
-pub(super) fn commit_cold(db: &Database, commit: &ColdCommit) -> Result<u64> {
+fn commit_cold(db: &Database, commit: &ColdCommit) -> Result<u64> {
     const OP: &str = "commit_cold";
     let p = &commit.live.partition;
     let tenant = p.tenant.as_str();
@@ -231,14 +286,15 @@ pub(super) fn commit_cold(db: &Database, commit: &ColdCommit) -> Result<u64> {
         if current != commit.expected_version {
             drop(pointers);
             tx.abort().map_err(fail(OP))?;
-            return Err(Error::storage(
-                Tier::Warm,
-                OP,
-                format!(
-                    "cold pointer of {p} is at {current:?}, expected {:?}: another exporter or compactor committed first",
+            return Err(Error::Conflict {
+                tier: Tier::Warm,
+                op: OP,
+                message: format!(
+                    "cold pointer of {p} is at {current:?}, expected {:?}: another exporter or \
+                     compactor committed first",
                     commit.expected_version
                 ),
-            ));
+            });
         }
         pointers
             .insert(
@@ -297,12 +353,7 @@ pub(super) fn commit_cold(db: &Database, commit: &ColdCommit) -> Result<u64> {
             }
         }
         for width in plan::WIDTHS {
-            let table_def = if width == plan::HOUR {
-                ROLLUP_1H
-            } else {
-                ROLLUP_1M
-            };
-            let mut table = tx.open_table(table_def).map_err(fail(OP))?;
+            let mut table = tx.open_table(rollup_table(width)).map_err(fail(OP))?;
             let stream = p.stream.as_str();
             table
                 .retain_in((tenant, start, "")..(tenant, end, ""), |k, _| k.2 != stream)

@@ -8,7 +8,7 @@
 //! a `DISTINCT` over weeks of events (which neither the plain layout's `(tenant, stream, ts)`
 //! index nor compressed chunks answer cheaply).
 //!
-//! **Committing.** [`PostgresWarm::commit_cold`] first takes the advisory lock of the
+//! **Committing.** [`ColdHandoff::commit_cold`] first takes the advisory lock of the
 //! partition's day exclusively; flushes take their days' locks shared before they add rows,
 //! rollup cells or partition entries. Under that lock nothing else changes the partition, so
 //! the commit can compare-and-set the pointer, delete the rows at or below the export marks,
@@ -18,7 +18,7 @@
 //!   (late rows above the marks), since min and max cannot be subtracted;
 //! * TimescaleDB: the continuous aggregates still count the deleted rows until they are
 //!   refreshed, so the day is noted in `strata_rollup_pending` in the same transaction
-//!   (queries read raw rows there, see the parent module) and the throttled refresh runs
+//!   (queries read raw rows there, see `refresh.rs`) and the throttled refresh runs
 //!   after the commit; once a refresh that started after the commit is done, the note goes.
 //!
 //! The lock is per day modulo [`DAY_LOCK_SLOTS`], not per partition, which bounds the locks a
@@ -26,31 +26,26 @@
 //! the export of a day that ended a while ago use different slots unless the two days are a
 //! multiple of the slot count apart, and then the flush only waits for one commit.
 
+use async_trait::async_trait;
 use strata_core::{
     Error, Result, Tier,
-    cold::{ColdRow, DAY_MICROS, ExportMarks, LivePartition, PartitionKey},
-    warm::{ColdCommit, ExportPage, ScanCursor, WarmMode},
+    cold::{ColdRow, LivePartition, PartitionKey},
+    handoff::{ColdCommit, ColdHandoff, ExportMarks, ExportPage},
+    warm::{ScanCursor, WarmMode},
 };
-use strata_types::TimeRange;
+use strata_types::{
+    TimeRange,
+    time::{day_of, day_start},
+};
 use tokio_postgres::types::ToSql;
+use tracing::instrument;
 
-use super::{MAX_TS, MIN_TS, PostgresWarm, ROLLUP_PENDING_ADD, pg_error, seq_u64, stored_from, ts};
-use crate::plan::{HOUR, MINUTE};
-
-pub(super) const REGISTER_PARTITIONS: &str = include_str!("sql/register_partitions.sql");
-pub(super) const WARM_PARTITIONS_RETENTION: &str =
-    include_str!("sql/warm_partitions_retention.sql");
-const COLD_LOCK: &str = include_str!("sql/cold_lock.sql");
-const COLD_POINTER_GET: &str = include_str!("sql/cold_pointer_get.sql");
-const COLD_POINTER_SET: &str = include_str!("sql/cold_pointer_set.sql");
-const COLD_PARTITIONS: &str = include_str!("sql/cold_partitions.sql");
-const FLUSH_MARKS: &str = include_str!("sql/flush_marks.sql");
-const EXPORT_CANDIDATES: &str = include_str!("sql/export_candidates.sql");
-const EXPORT_PAGE: &str = include_str!("sql/export_page.sql");
-const EXPORT_DELETE: &str = include_str!("sql/export_delete.sql");
-const ROLLUP_REBUILD_CLEAR: &str = include_str!("sql/rollup_rebuild_clear.sql");
-const ROLLUP_REBUILD: &str = include_str!("sql/rollup_rebuild.sql");
-const WARM_PARTITION_DONE: &str = include_str!("sql/warm_partition_done.sql");
+use super::{
+    PostgresWarm,
+    codec::{MAX_TS, MIN_TS, i64_of, seq_u64, stored_from, ts},
+    round_trip::{self, begin, execute, query, query_opt, rollback},
+    sql,
+};
 
 /// Advisory lock class of the per-day hand-off locks ("STCP"); the two-key form keeps them
 /// apart from the migration lock's one-key space.
@@ -64,17 +59,11 @@ pub(super) fn day_lock_slot(day: i64) -> i32 {
     i32::try_from(day.rem_euclid(DAY_LOCK_SLOTS)).unwrap_or(0)
 }
 
-/// The day of an event time, as partitions count them.
-pub(super) fn day_of_micros(micros: i64) -> i64 {
-    micros.div_euclid(DAY_MICROS)
-}
-
+/// The first and the last-plus-one microsecond of `day`, within the span PostgreSQL stores.
 fn day_bounds(day: i64) -> (i64, i64) {
     (
-        day.saturating_mul(DAY_MICROS).clamp(MIN_TS, MAX_TS),
-        day.saturating_add(1)
-            .saturating_mul(DAY_MICROS)
-            .clamp(MIN_TS, MAX_TS),
+        day_start(day).clamp(MIN_TS, MAX_TS),
+        day_start(day.saturating_add(1)).clamp(MIN_TS, MAX_TS),
     )
 }
 
@@ -87,30 +76,21 @@ fn mark_columns(marks: &ExportMarks) -> (Vec<&str>, Vec<i64>) {
         .unzip()
 }
 
-fn i64_of(v: u64, op: &'static str, what: &str) -> Result<i64> {
-    i64::try_from(v).map_err(|_| Error::storage(Tier::Warm, op, format!("{what} above i64::MAX")))
-}
-
-impl PostgresWarm {
-    pub(super) async fn cold_pointers(
+#[async_trait]
+impl ColdHandoff for PostgresWarm {
+    #[instrument(skip_all)]
+    async fn cold_partitions(
         &self,
         tenant: Option<&str>,
         range: Option<TimeRange>,
     ) -> Result<Vec<LivePartition>> {
         const OP: &str = "cold_partitions";
         let (lo, hi) = match range {
-            Some(r) => (day_of_micros(r.from), day_of_micros(r.to.saturating_sub(1))),
+            Some(r) => (day_of(r.from), day_of(r.to.saturating_sub(1))),
             None => (i64::MIN, i64::MAX),
         };
         let client = self.client(OP).await?;
-        let stmt = client
-            .prepare_cached(COLD_PARTITIONS)
-            .await
-            .map_err(pg_error(OP))?;
-        let rows = client
-            .query(&stmt, &[&tenant, &lo, &hi])
-            .await
-            .map_err(pg_error(OP))?;
+        let rows = query(&client, OP, sql::COLD_PARTITIONS, &[&tenant, &lo, &hi]).await?;
         rows.iter()
             .map(|r| {
                 let version: i64 = r.get(3);
@@ -130,24 +110,20 @@ impl PostgresWarm {
             .collect()
     }
 
-    pub(super) async fn due_partitions(
-        &self,
-        before: i64,
-        limit: usize,
-    ) -> Result<Vec<PartitionKey>> {
+    #[instrument(skip_all)]
+    async fn export_candidates(&self, before: i64, limit: usize) -> Result<Vec<PartitionKey>> {
         const OP: &str = "export_candidates";
         // Only whole days: the day holding `before` is not over at `before`.
-        let first_not_due = day_of_micros(before);
+        let first_not_due = day_of(before);
         let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
         let client = self.client(OP).await?;
-        let stmt = client
-            .prepare_cached(EXPORT_CANDIDATES)
-            .await
-            .map_err(pg_error(OP))?;
-        let rows = client
-            .query(&stmt, &[&first_not_due, &limit])
-            .await
-            .map_err(pg_error(OP))?;
+        let rows = query(
+            &client,
+            OP,
+            sql::EXPORT_CANDIDATES,
+            &[&first_not_due, &limit],
+        )
+        .await?;
         Ok(rows
             .iter()
             .map(|r| PartitionKey {
@@ -158,16 +134,17 @@ impl PostgresWarm {
             .collect())
     }
 
-    pub(super) async fn marks(&self) -> Result<ExportMarks> {
+    async fn flush_marks(&self) -> Result<ExportMarks> {
         const OP: &str = "flush_marks";
         let client = self.client(OP).await?;
-        let rows = client.query(FLUSH_MARKS, &[]).await.map_err(pg_error(OP))?;
+        let rows = query(&client, OP, sql::FLUSH_MARKS, &[]).await?;
         rows.iter()
             .map(|r| Ok((r.get::<_, String>(0), seq_u64(r.get(1))?)))
             .collect()
     }
 
-    pub(super) async fn page_for_export(
+    #[instrument(skip_all, fields(partition = %p))]
+    async fn export_page(
         &self,
         p: &PartitionKey,
         marks: &ExportMarks,
@@ -198,11 +175,7 @@ impl PostgresWarm {
             &p.tenant, &p.stream, &lo, &hi, &nodes, &uptos, &cts, &c_seq, &c_node, &limit,
         ];
         let client = self.client(OP).await?;
-        let stmt = client
-            .prepare_cached(EXPORT_PAGE)
-            .await
-            .map_err(pg_error(OP))?;
-        let rows = client.query(&stmt, &params).await.map_err(pg_error(OP))?;
+        let rows = query(&client, OP, sql::EXPORT_PAGE, &params).await?;
         let full = rows.len() as i64 == limit;
         for row in &rows {
             page.rows.push(ColdRow {
@@ -220,50 +193,50 @@ impl PostgresWarm {
         Ok(page)
     }
 
-    pub(super) async fn commit_to_cold(&self, commit: &ColdCommit) -> Result<u64> {
+    #[instrument(
+        skip_all,
+        fields(partition = %commit.live.partition, version = commit.live.version)
+    )]
+    async fn commit_cold(&self, commit: &ColdCommit) -> Result<u64> {
         const OP: &str = "commit_cold";
         let p = &commit.live.partition;
         let version = i64_of(commit.live.version, OP, "cold manifest version")?;
         let (start, end) = day_bounds(p.day);
         let (from, to) = (ts(start), ts(end));
         let mut client = self.client(OP).await?;
-        let tx = client
-            .build_transaction()
-            .start()
-            .await
-            .map_err(pg_error(OP))?;
-        let lock = tx.prepare_cached(COLD_LOCK).await.map_err(pg_error(OP))?;
-        tx.execute(&lock, &[&DAY_LOCK_CLASS, &day_lock_slot(p.day)])
-            .await
-            .map_err(pg_error(OP))?;
-        let get = tx
-            .prepare_cached(COLD_POINTER_GET)
-            .await
-            .map_err(pg_error(OP))?;
-        let current = tx
-            .query_opt(&get, &[&p.tenant, &p.stream, &p.day])
-            .await
-            .map_err(pg_error(OP))?
-            .map(|r| seq_u64(r.get(0)))
-            .transpose()?;
+        let tx = begin(&mut client, OP).await?;
+        execute(
+            &tx,
+            OP,
+            sql::COLD_LOCK,
+            &[&DAY_LOCK_CLASS, &day_lock_slot(p.day)],
+        )
+        .await?;
+        let current = query_opt(
+            &tx,
+            OP,
+            sql::COLD_POINTER_GET,
+            &[&p.tenant, &p.stream, &p.day],
+        )
+        .await?
+        .map(|r| seq_u64(r.get(0)))
+        .transpose()?;
         if current != commit.expected_version {
-            tx.rollback().await.map_err(pg_error(OP))?;
-            return Err(Error::storage(
-                Tier::Warm,
-                OP,
-                format!(
+            rollback(tx, OP).await?;
+            return Err(Error::Conflict {
+                tier: Tier::Warm,
+                op: OP,
+                message: format!(
                     "cold pointer of {p} is at {current:?}, expected {:?}: another exporter or \
                      compactor committed first",
                     commit.expected_version
                 ),
-            ));
+            });
         }
-        let set = tx
-            .prepare_cached(COLD_POINTER_SET)
-            .await
-            .map_err(pg_error(OP))?;
-        tx.execute(
-            &set,
+        execute(
+            &tx,
+            OP,
+            sql::COLD_POINTER_SET,
             &[
                 &p.tenant,
                 &p.stream,
@@ -272,58 +245,50 @@ impl PostgresWarm {
                 &commit.live.manifest_sha256,
             ],
         )
-        .await
-        .map_err(pg_error(OP))?;
+        .await?;
         let mut removed = 0;
         if let Some(marks) = &commit.exported {
             let (nodes, uptos) = mark_columns(marks);
-            let delete = tx
-                .prepare_cached(EXPORT_DELETE)
-                .await
-                .map_err(pg_error(OP))?;
-            removed = tx
-                .execute(&delete, &[&p.tenant, &p.stream, &from, &to, &nodes, &uptos])
-                .await
-                .map_err(pg_error(OP))?;
+            removed = execute(
+                &tx,
+                OP,
+                sql::EXPORT_DELETE,
+                &[&p.tenant, &p.stream, &from, &to, &nodes, &uptos],
+            )
+            .await?;
             if removed > 0 {
                 match self.mode {
                     WarmMode::Timescale => {
-                        let add = tx
-                            .prepare_cached(ROLLUP_PENDING_ADD)
-                            .await
-                            .map_err(pg_error(OP))?;
-                        tx.execute(&add, &[&vec![from], &vec![to]])
-                            .await
-                            .map_err(pg_error(OP))?;
+                        execute(&tx, OP, sql::ROLLUP_PENDING_ADD, &[&vec![from], &vec![to]])
+                            .await?;
                     }
                     _ => {
-                        for (table, width) in [("events_1m", MINUTE), ("events_1h", HOUR)] {
-                            let clear = ROLLUP_REBUILD_CLEAR.replace("{rollup}", table);
-                            let rebuild = ROLLUP_REBUILD.replace("{rollup}", table);
-                            let clear = tx.prepare_cached(&clear).await.map_err(pg_error(OP))?;
-                            tx.execute(&clear, &[&p.tenant, &p.stream, &from, &to])
-                                .await
-                                .map_err(pg_error(OP))?;
-                            let rebuild =
-                                tx.prepare_cached(&rebuild).await.map_err(pg_error(OP))?;
-                            tx.execute(&rebuild, &[&p.tenant, &p.stream, &from, &to, &width])
-                                .await
-                                .map_err(pg_error(OP))?;
+                        for rollup in &self.statements.rollups {
+                            let partition: [&(dyn ToSql + Sync); 4] =
+                                [&p.tenant, &p.stream, &from, &to];
+                            execute(&tx, OP, &rollup.rebuild_clear, &partition).await?;
+                            execute(
+                                &tx,
+                                OP,
+                                &rollup.rebuild,
+                                &[&p.tenant, &p.stream, &from, &to, &rollup.width],
+                            )
+                            .await?;
                         }
                     }
                 }
             }
-            let done = tx
-                .prepare_cached(WARM_PARTITION_DONE)
-                .await
-                .map_err(pg_error(OP))?;
-            tx.execute(&done, &[&p.tenant, &p.stream, &p.day, &from, &to])
-                .await
-                .map_err(pg_error(OP))?;
+            execute(
+                &tx,
+                OP,
+                sql::WARM_PARTITION_DONE,
+                &[&p.tenant, &p.stream, &p.day, &from, &to],
+            )
+            .await?;
         }
-        tx.commit().await.map_err(pg_error(OP))?;
+        round_trip::commit(tx, OP).await?;
         if self.mode == WarmMode::Timescale && removed > 0 {
-            self.refresh_after_flush(&client).await;
+            self.refresher.after_commit(&client).await;
         }
         Ok(removed)
     }
@@ -331,6 +296,8 @@ impl PostgresWarm {
 
 #[cfg(test)]
 mod tests {
+    use strata_types::time::DAY;
+
     use super::*;
 
     #[test]
@@ -338,9 +305,7 @@ mod tests {
         assert_eq!(day_lock_slot(0), 0);
         assert_eq!(day_lock_slot(-1), 63, "negative days wrap into the slots");
         assert_eq!(day_lock_slot(DAY_LOCK_SLOTS + 5), 5);
-        assert_eq!(day_of_micros(-1), -1);
-        assert_eq!(day_of_micros(DAY_MICROS), 1);
-        assert_eq!(day_bounds(1), (DAY_MICROS, 2 * DAY_MICROS));
+        assert_eq!(day_bounds(1), (DAY, 2 * DAY));
         let (lo, hi) = day_bounds(i64::MAX);
         assert!(lo <= hi && hi == MAX_TS);
         let marks: ExportMarks = [("a".to_owned(), 3), ("b".to_owned(), u64::MAX)].into();

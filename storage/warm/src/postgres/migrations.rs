@@ -1,63 +1,34 @@
-//! Numbered schema migrations from the top-level `migrations/` directory, embedded at build
-//! time.
+//! Applying the numbered schema migrations of the top-level `migrations/` directory (embedded
+//! by the `strata-migrations` crate), and reporting which are applied.
 //!
-//! A migration is `NNNN_name.sql` (both layouts) or a pair `NNNN_name.postgres.sql` /
-//! `NNNN_name.timescaledb.sql` (one per layout). `strata_migrations` records each applied
-//! version with the layout it was applied in, so re-running is a no-op and a database never
-//! switches layout. Migrations run under an advisory lock, each in its own transaction with
-//! its version row, so replicas starting together apply each one once.
+//! `strata_migrations` records each applied version with the layout it was applied in, so
+//! re-running is a no-op and a database never switches layout. Migrations run on a connection
+//! of their own under a session-level advisory lock, each in its own transaction with its
+//! version row, so replicas starting together apply each one once. Settings that are
+//! configuration rather than schema (TimescaleDB's chunk interval and compression age) are
+//! applied after every migrate, so changing a flag and migrating again takes effect.
 
 use std::fmt;
 
+use deadpool_postgres::Object;
 use strata_core::{Error, Result, Tier, warm::WarmMode};
-use tokio_postgres::Client;
+use strata_migrations::{MIGRATIONS, Migration};
+use strata_types::time::duration_micros;
 
-use super::pg_error;
+use super::{
+    pool,
+    round_trip::{batch, begin, commit, execute, query, query_one},
+    sql,
+};
+use crate::WarmConfig;
 
-/// One schema migration.
-#[derive(Debug, Clone, Copy)]
-struct Migration {
-    version: i32,
-    name: &'static str,
-    postgres: &'static str,
-    timescale: &'static str,
-}
-
-impl Migration {
-    fn sql(&self, mode: WarmMode) -> &'static str {
-        match mode {
-            WarmMode::Timescale => self.timescale,
-            _ => self.postgres,
-        }
+/// The SQL of `m` for a database in `mode`.
+fn sql_for(m: &Migration, mode: WarmMode) -> &'static str {
+    match mode {
+        WarmMode::Timescale => m.timescaledb(),
+        _ => m.postgres(),
     }
 }
-
-const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "flush_ledger",
-        postgres: include_str!("../../../../migrations/0001_flush_ledger.sql"),
-        timescale: include_str!("../../../../migrations/0001_flush_ledger.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "events",
-        postgres: include_str!("../../../../migrations/0002_events.postgres.sql"),
-        timescale: include_str!("../../../../migrations/0002_events.timescaledb.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "rollups",
-        postgres: include_str!("../../../../migrations/0003_rollups.postgres.sql"),
-        timescale: include_str!("../../../../migrations/0003_rollups.timescaledb.sql"),
-    },
-    Migration {
-        version: 4,
-        name: "cold_partitions",
-        postgres: include_str!("../../../../migrations/0004_cold_partitions.sql"),
-        timescale: include_str!("../../../../migrations/0004_cold_partitions.sql"),
-    },
-];
 
 /// Serialises migrations of one database across processes ("STRATA" in ASCII).
 const MIGRATION_LOCK: i64 = 0x5354_5241_5441;
@@ -186,30 +157,16 @@ fn parse_mode(s: &str) -> Result<WarmMode> {
     }
 }
 
-const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS strata_migrations (
-    version int PRIMARY KEY,
-    name text NOT NULL,
-    mode text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
-)";
-
 /// Applied versions and the recorded mode, or nothing when the table does not exist.
-async fn applied(client: &Client) -> Result<(Vec<i32>, Option<WarmMode>)> {
-    let exists: bool = client
-        .query_one("SELECT to_regclass('strata_migrations') IS NOT NULL", &[])
-        .await
-        .map_err(pg_error("migration status"))?
+async fn applied(client: &Object) -> Result<(Vec<i32>, Option<WarmMode>)> {
+    const OP: &str = "migration status";
+    let exists: bool = query_one(client, OP, sql::MIGRATIONS_TABLE_EXISTS, &[])
+        .await?
         .get(0);
     if !exists {
         return Ok((Vec::new(), None));
     }
-    let rows = client
-        .query(
-            "SELECT version, mode FROM strata_migrations ORDER BY version",
-            &[],
-        )
-        .await
-        .map_err(pg_error("migration status"))?;
+    let rows = query(client, OP, sql::MIGRATIONS_APPLIED, &[]).await?;
     let mut mode = None;
     let mut versions = Vec::new();
     for r in rows {
@@ -219,40 +176,27 @@ async fn applied(client: &Client) -> Result<(Vec<i32>, Option<WarmMode>)> {
     Ok((versions, mode))
 }
 
-async fn timescale_available(client: &Client) -> Result<bool> {
-    Ok(client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')",
-            &[],
-        )
-        .await
-        .map_err(pg_error("migration status"))?
-        .get(0))
+/// Whether the server offers the extension at all.
+async fn timescale_available(client: &Object) -> Result<bool> {
+    let row = query_one(client, "migration status", sql::TIMESCALEDB_AVAILABLE, &[]).await?;
+    Ok(row.get(0))
 }
 
 /// Whether the extension can be used here: installed in this database already, or offered
 /// by the server and preloaded (a listed but not preloaded extension cannot be created).
-async fn timescale_usable(client: &Client) -> Result<bool> {
-    Ok(client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') \
-             OR (EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') \
-                 AND COALESCE(current_setting('shared_preload_libraries', true), '') \
-                     LIKE '%timescaledb%')",
-            &[],
-        )
-        .await
-        .map_err(pg_error("migration status"))?
-        .get(0))
+async fn timescale_usable(client: &Object) -> Result<bool> {
+    let row = query_one(client, "migration status", sql::TIMESCALEDB_USABLE, &[]).await?;
+    Ok(row.get(0))
 }
 
-/// The database's migration state.
-pub(crate) async fn status(client: &Client) -> Result<MigrationStatus> {
-    let (versions, mode) = applied(client).await?;
+/// The migration state of the database at `url` (`strata migrate --status`).
+pub(crate) async fn status(url: &str, config: &WarmConfig) -> Result<MigrationStatus> {
+    let client = pool::single(url, config).await?;
+    let (versions, mode) = applied(&client).await?;
     Ok(MigrationStatus {
         mode,
-        timescaledb_available: timescale_available(client).await?,
-        timescaledb_usable: timescale_usable(client).await?,
+        timescaledb_available: timescale_available(&client).await?,
+        timescaledb_usable: timescale_usable(&client).await?,
         applied: MIGRATIONS
             .iter()
             .filter(|m| versions.contains(&m.version))
@@ -266,28 +210,24 @@ pub(crate) async fn status(client: &Client) -> Result<MigrationStatus> {
     })
 }
 
-/// Applies pending migrations in `layout` (or the layout already recorded).
-pub(crate) async fn migrate(client: &mut Client, layout: Layout) -> Result<MigrationReport> {
-    client
-        .query_one("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
-        .await
-        .map_err(pg_error("migrate"))?;
-    let result = migrate_locked(client, layout).await;
-    // The lock is per session; a pooled or reused connection must not keep it.
-    let unlock = client
-        .query_one("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
-        .await
-        .map_err(pg_error("migrate"));
+/// Applies pending migrations to the database at `url` in `config.layout` (or the layout
+/// already recorded), then the layout's settings.
+pub(crate) async fn migrate(url: &str, config: &WarmConfig) -> Result<MigrationReport> {
+    const OP: &str = "migrate";
+    let mut client = pool::single(url, config).await?;
+    query_one(&client, OP, sql::MIGRATIONS_LOCK, &[&MIGRATION_LOCK]).await?;
+    let result = migrate_locked(&mut client, config.layout).await;
+    // The lock is per session; a reused connection must not keep it.
+    let unlock = query_one(&client, OP, sql::MIGRATIONS_UNLOCK, &[&MIGRATION_LOCK]).await;
     let report = result?;
     unlock?;
+    apply_settings(&client, report.mode, config).await?;
     Ok(report)
 }
 
-async fn migrate_locked(client: &mut Client, layout: Layout) -> Result<MigrationReport> {
-    client
-        .batch_execute(CREATE_TABLE)
-        .await
-        .map_err(pg_error("migrate"))?;
+async fn migrate_locked(client: &mut Object, layout: Layout) -> Result<MigrationReport> {
+    const OP: &str = "migrate";
+    batch(&*client, OP, sql::MIGRATIONS_CREATE_TABLE).await?;
     let (versions, recorded) = applied(client).await?;
     let mode = match (recorded, layout) {
         (Some(m), Layout::Auto) => m,
@@ -296,7 +236,7 @@ async fn migrate_locked(client: &mut Client, layout: Layout) -> Result<Migration
         (Some(m), wanted) => {
             return Err(Error::storage(
                 Tier::Warm,
-                "migrate",
+                OP,
                 format!(
                     "the database was migrated for `{m}`; it cannot switch to {wanted:?} \
                      (use a fresh database)"
@@ -308,7 +248,7 @@ async fn migrate_locked(client: &mut Client, layout: Layout) -> Result<Migration
             if !timescale_usable(client).await? {
                 return Err(Error::storage(
                     Tier::Warm,
-                    "migrate",
+                    OP,
                     "the timescaledb layout was asked for, but this server cannot load the \
                      extension (install it and add timescaledb to shared_preload_libraries)",
                 ));
@@ -334,37 +274,50 @@ async fn migrate_locked(client: &mut Client, layout: Layout) -> Result<Migration
             report.already_applied += 1;
             continue;
         }
-        let tx = client.transaction().await.map_err(pg_error("migrate"))?;
-        tx.batch_execute(m.sql(mode)).await.map_err(|e| {
+        let tx = begin(client, OP).await?;
+        batch(&tx, OP, sql_for(m, mode)).await.map_err(|e| {
             Error::storage(
                 Tier::Warm,
-                "migrate",
-                format!("{:04}_{} ({mode}): {}", m.version, m.name, describe(&e)),
+                OP,
+                format!("{:04}_{} ({mode}): {}", m.version, m.name, e.describe()),
             )
         })?;
-        tx.execute(
-            "INSERT INTO strata_migrations (version, name, mode) VALUES ($1, $2, $3)",
+        execute(
+            &tx,
+            OP,
+            sql::MIGRATIONS_RECORD,
             &[&m.version, &m.name, &mode.as_str()],
         )
-        .await
-        .map_err(pg_error("migrate"))?;
-        tx.commit().await.map_err(pg_error("migrate"))?;
+        .await?;
+        commit(tx, OP).await?;
         tracing::info!(version = m.version, name = m.name, %mode, "warm migration applied");
         report.applied.push(info(m));
     }
     Ok(report)
 }
 
-/// The server's message, which `Display` of a database error leaves out.
-fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
+/// Settings that are configuration rather than schema, applied after every migrate.
+async fn apply_settings(client: &Object, mode: WarmMode, config: &WarmConfig) -> Result<()> {
+    const OP: &str = "migrate";
+    if mode != WarmMode::Timescale {
+        return Ok(());
     }
+    let chunk = duration_micros(config.chunk_interval);
+    let compress = duration_micros(config.compress_after);
+    execute(client, OP, sql::TIMESCALEDB_CHUNK_INTERVAL, &[&chunk]).await?;
+    execute(client, OP, sql::TIMESCALEDB_COMPRESSION_POLICY_REMOVE, &[]).await?;
+    execute(
+        client,
+        OP,
+        sql::TIMESCALEDB_COMPRESSION_POLICY_ADD,
+        &[&compress],
+    )
+    .await?;
+    Ok(())
 }
 
-/// Whether every known migration is applied.
-pub(crate) async fn pending(client: &Client) -> Result<(Vec<MigrationInfo>, Option<WarmMode>)> {
+/// The migrations not applied yet, and the layout recorded (none before the first).
+pub(super) async fn pending(client: &Object) -> Result<(Vec<MigrationInfo>, Option<WarmMode>)> {
     let (versions, mode) = applied(client).await?;
     Ok((
         MIGRATIONS

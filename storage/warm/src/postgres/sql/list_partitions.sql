@@ -1,3 +1,4 @@
+-- Plain PostgreSQL: the daily partitions of the events table (`events_pYYYYMMDD`).
 SELECT c.relname
 FROM pg_inherits i
 JOIN pg_class c ON c.oid = i.inhrelid

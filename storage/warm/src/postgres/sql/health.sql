@@ -1,0 +1,2 @@
+-- Whether the server answers on this connection.
+SELECT 1

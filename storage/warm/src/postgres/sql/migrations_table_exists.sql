@@ -1,0 +1,2 @@
+-- Whether the database was ever migrated.
+SELECT to_regclass('strata_migrations') IS NOT NULL

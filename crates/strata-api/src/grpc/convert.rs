@@ -142,7 +142,8 @@ mod tests {
             payload: r#"{"a": [1,  2]}"#.into(),
         };
         let e = event_from_proto(ok.clone(), 64).unwrap();
-        assert_eq!(e.payload.as_deref(), Some(r#"{"a": [1,  2]}"#));
+        // Stored compact, like REST payloads.
+        assert_eq!(e.payload.as_deref(), Some(r#"{"a":[1,2]}"#));
         assert_eq!(e.ts, 1_795_651_200_000_000);
 
         let no_ts = pb::Event {

@@ -15,6 +15,7 @@
 //! * `verify`: every checksum recomputed, every chain walked.
 //! * `lock`: Object Lock retention and legal holds.
 //! * `manifests`, `objects`: loading manifests; objects as local files and their checksums.
+//! * `ranged`: remote Parquet files read in place with ranged GETs (id lookups).
 //! * `config`: [`ColdConfig`] and [`LockSettings`].
 //! * `tier`: the `ColdTier` impl, glue over the above.
 
@@ -25,6 +26,7 @@ mod maintenance;
 mod manifests;
 mod merge;
 mod objects;
+mod ranged;
 mod read;
 mod tier;
 mod verify;
@@ -42,6 +44,8 @@ pub struct ColdStore {
     /// Parsed manifests by (key, sha256); versions are immutable once live, so entries never
     /// go stale. Bounded by clearing when full.
     manifests: Arc<Mutex<manifests::ManifestCache>>,
+    /// Parsed Parquet footers of remote files, for lookups by id (see `ranged`).
+    footers: ranged::FooterCache,
 }
 
 impl ColdStore {
@@ -51,6 +55,7 @@ impl ColdStore {
             blobs,
             config: Arc::new(config),
             manifests: Arc::default(),
+            footers: ranged::footer_cache(),
         }
     }
 

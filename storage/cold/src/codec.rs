@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use arrow_array::builder::MapFieldNames;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-pub(crate) use read::{RowBatches, aggregate_file, find_id, read_file, row_batches};
+pub(crate) use read::{RowBatches, aggregate_file, find_id, find_id_in, read_file, row_batches};
 use strata_core::{Error, Tier};
 pub(crate) use write::{FileStats, FileWriter, WriteSettings, write_file};
 

@@ -233,6 +233,140 @@ async fn archive_on_a_local_directory() {
     round_trip(file_store(dir.path())).await;
 }
 
+/// A blob store that behaves like a remote one (no local paths) and meters what is read:
+/// whole-object reads of Parquet files and the bytes fetched by ranged GETs. A wrapper over
+/// the local directory, since what is counted is Strata's access pattern, not the server.
+#[derive(Debug)]
+struct MeteredRemote {
+    inner: Arc<dyn BlobStore>,
+    whole_parquet_reads: std::sync::atomic::AtomicU64,
+    range_bytes: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl BlobStore for MeteredRemote {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn put(
+        &self,
+        key: &str,
+        body: bytes::Bytes,
+        options: &strata_core::cold::PutOptions,
+    ) -> strata_core::Result<strata_core::cold::ObjectMeta> {
+        self.inner.put(key, body, options).await
+    }
+    async fn get(&self, key: &str) -> strata_core::Result<Option<bytes::Bytes>> {
+        if key.ends_with(".parquet") {
+            self.whole_parquet_reads
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.get(key).await
+    }
+    async fn get_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> strata_core::Result<Option<bytes::Bytes>> {
+        let got = self.inner.get_range(key, range).await?;
+        if let Some(b) = &got {
+            self.range_bytes
+                .fetch_add(b.len() as u64, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(got)
+    }
+    async fn head(&self, key: &str) -> strata_core::Result<Option<strata_core::cold::ObjectMeta>> {
+        self.inner.head(key).await
+    }
+    async fn list(&self, prefix: &str) -> strata_core::Result<Vec<strata_core::cold::ObjectMeta>> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> strata_core::Result<()> {
+        self.inner.delete(key).await
+    }
+    async fn set_legal_hold(&self, key: &str, on: bool) -> strata_core::Result<()> {
+        self.inner.set_legal_hold(key, on).await
+    }
+    async fn set_retention(
+        &self,
+        key: &str,
+        retention: &strata_core::cold::Retention,
+    ) -> strata_core::Result<()> {
+        self.inner.set_retention(key, retention).await
+    }
+    async fn get_to_file(&self, key: &str, path: &std::path::Path) -> strata_core::Result<bool> {
+        if key.ends_with(".parquet") {
+            self.whole_parquet_reads
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.get_to_file(key, path).await
+    }
+}
+
+/// An id lookup on a remote store reads footers, bloom filters and candidate pages with
+/// ranged GETs, never a whole file: a missing id costs a small fraction of the archive's
+/// bytes (it used to download every file of the tenant's partitions), and a present one is
+/// found exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn id_lookups_on_a_remote_store_read_ranges_not_whole_files() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = tempfile::tempdir().unwrap();
+    let local = ColdStore::new(file_store(dir.path()), ColdConfig::default());
+    let p = PartitionKey {
+        tenant: "acme".into(),
+        stream: "click".into(),
+        day: day_of(DAY0),
+    };
+    let all = rows(&p, 60_000, 7);
+    let live = local
+        .export(&p, None, pages(all.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    let parts = vec![live];
+    let archive_bytes: u64 = local
+        .partitions("acme", &parts)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.bytes)
+        .sum();
+    let metered = Arc::new(MeteredRemote {
+        inner: Arc::clone(local.blobs()),
+        whole_parquet_reads: Default::default(),
+        range_bytes: Default::default(),
+    });
+    let remote = ColdStore::new(metered.clone(), ColdConfig::default());
+    assert_eq!(
+        remote.get("acme", "no-such-id", &parts).await.unwrap(),
+        None
+    );
+    let missing_bytes = metered.range_bytes.load(SeqCst);
+    assert!(
+        missing_bytes * 5 < archive_bytes,
+        "a missing id read {missing_bytes} of {archive_bytes} bytes"
+    );
+    // Footers are cached: the second miss reads only bloom filters.
+    assert_eq!(
+        remote.get("acme", "no-such-id-2", &parts).await.unwrap(),
+        None
+    );
+    assert!(metered.range_bytes.load(SeqCst) - missing_bytes < missing_bytes);
+    for want in [&all[0], &all[all.len() / 2], &all[all.len() - 1]] {
+        let got = remote
+            .get("acme", &want.stored.event.id, &parts)
+            .await
+            .unwrap()
+            .expect("archived id found");
+        assert_eq!(got, want.stored);
+    }
+    assert_eq!(
+        metered.whole_parquet_reads.load(SeqCst),
+        0,
+        "no whole-file reads"
+    );
+}
+
 /// Exports of partitions older than `lock_after` are written under retention, cannot be
 /// deleted and are never compacted; legal holds are set and cleared per partition.
 async fn object_lock(blobs: Arc<dyn BlobStore>) {

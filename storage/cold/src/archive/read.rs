@@ -6,7 +6,10 @@
 //! answer. Parquet decoding runs on the blocking pool, and a range read holds about one
 //! batch per partition in flight, however large the partition.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::{
+    collections::{BTreeSet, HashMap, VecDeque},
+    sync::Arc,
+};
 
 use futures::{StreamExt, stream::BoxStream};
 use strata_core::{
@@ -92,17 +95,49 @@ impl ColdStore {
         for live in relevant(parts, tenant, None, everything) {
             let manifest = self.live_manifest(live).await?;
             for f in &manifest.files {
-                let copy = self.listed(&f.key).await?;
-                let id = id.to_owned();
-                let found = tokio::task::spawn_blocking(move || codec::find_id(&copy.path, &id))
-                    .await
-                    .map_err(join("get"))??;
+                let found = self.find_id_in_file(&f.key, f.bytes, id).await?;
                 if let Some(row) = found {
                     return Ok(Some(row.stored));
                 }
             }
         }
         Ok(None)
+    }
+
+    /// The row with `id` in the archive file `key` of `size` bytes. A local directory's file
+    /// is opened in place; a remote one is read with ranged GETs (footer, bloom filter, the
+    /// candidate pages), never downloaded whole.
+    async fn find_id_in_file(
+        &self,
+        key: &str,
+        size: u64,
+        id: &str,
+    ) -> Result<Option<strata_core::cold::ColdRow>> {
+        let id = id.to_owned();
+        if self.blobs.local_path(key).is_some() {
+            let copy = self.listed(key).await?;
+            return tokio::task::spawn_blocking(move || codec::find_id(&copy.path, &id))
+                .await
+                .map_err(join("get"))?;
+        }
+        let object = super::ranged::RangedObject::new(
+            Arc::clone(&self.blobs),
+            key,
+            size,
+            tokio::runtime::Handle::current(),
+        );
+        let footers = self.footers.clone();
+        let key = key.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let meta = object.metadata(&footers)?;
+            let builder =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::new_with_metadata(
+                    object, meta,
+                );
+            codec::find_id_in(builder, &key, &id)
+        })
+        .await
+        .map_err(join("get"))?
     }
 
     /// [`strata_core::cold::ColdTier::read`]: a task reads the files partition by partition

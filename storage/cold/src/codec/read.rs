@@ -27,6 +27,7 @@ use parquet::{
     },
     file::{
         metadata::{PageIndexPolicy, ParquetMetaData},
+        reader::ChunkReader,
         statistics::Statistics,
     },
 };
@@ -262,12 +263,22 @@ pub(crate) fn aggregate_file(
 /// The row with `id` in the file at `path`, if any: row groups whose bloom filter rules the
 /// id out are never read.
 pub(crate) fn find_id(path: &Path, id: &str) -> Result<Option<ColdRow>> {
-    let builder = open_builder(path)?;
+    find_id_in(open_builder(path)?, &path.display().to_string(), id)
+}
+
+/// [`find_id`] over any Parquet source (`what` names it in errors): a local file, or an
+/// object read with ranged GETs, where only the footer, the bloom filters and the candidate
+/// row groups' `id` pages (then the matching row) are fetched.
+pub(crate) fn find_id_in<R: ChunkReader + 'static>(
+    builder: ParquetRecordBatchReaderBuilder<R>,
+    what: &str,
+    id: &str,
+) -> Result<Option<ColdRow>> {
     let mut candidates = Vec::new();
     for rg in 0..builder.metadata().num_row_groups() {
         match builder
             .get_row_group_column_bloom_filter(rg, col::ID)
-            .map_err(|e| corrupt(format!("{}: bloom filter: {e}", path.display())))?
+            .map_err(|e| corrupt(format!("{what}: bloom filter: {e}")))?
         {
             Some(sbbf) if !sbbf.check(&id) => {}
             _ => candidates.push(rg),
@@ -296,7 +307,7 @@ pub(crate) fn find_id(path: &Path, id: &str) -> Result<Option<ColdRow>> {
         .build()
         .map_err(pq("read"))?;
     for batch in reader {
-        let batch = batch.map_err(|e| corrupt(format!("{}: {e}", path.display())))?;
+        let batch = batch.map_err(|e| corrupt(format!("{what}: {e}")))?;
         if let Some(row) = from_batch(&batch)?.into_iter().next() {
             return Ok(Some(row));
         }

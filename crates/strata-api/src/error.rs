@@ -83,6 +83,9 @@ pub enum ErrorKind {
     InvalidParameter,
     /// The query string as a whole cannot be parsed.
     InvalidQueryString,
+    /// The aggregate answer would hold more buckets × groups than the node's limit; a
+    /// narrower range, a wider bucket or less grouping fits.
+    TooManyBuckets,
     /// The requested event (or other object) does not exist for this tenant.
     NotFound,
     /// No route has this path.
@@ -116,7 +119,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ErrorKind; 23] = [
+    pub const ALL: [ErrorKind; 24] = [
         Self::InvalidBody,
         Self::EmptyBatch,
         Self::TooManyEvents,
@@ -126,6 +129,7 @@ impl ErrorKind {
         Self::MissingParameter,
         Self::InvalidParameter,
         Self::InvalidQueryString,
+        Self::TooManyBuckets,
         Self::NotFound,
         Self::RouteNotFound,
         Self::PartitionNotFound,
@@ -154,6 +158,7 @@ impl ErrorKind {
             Self::MissingParameter => "missing_parameter",
             Self::InvalidParameter => "invalid_parameter",
             Self::InvalidQueryString => "invalid_query_string",
+            Self::TooManyBuckets => "too_many_buckets",
             Self::NotFound => "not_found",
             Self::RouteNotFound => "route_not_found",
             Self::PartitionNotFound => "partition_not_found",
@@ -186,6 +191,7 @@ impl ErrorKind {
             | Self::MissingParameter
             | Self::InvalidParameter
             | Self::InvalidQueryString => StatusCode::BAD_REQUEST,
+            Self::TooManyBuckets => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyEvents | Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotFound | Self::RouteNotFound | Self::PartitionNotFound => StatusCode::NOT_FOUND,
@@ -215,7 +221,8 @@ impl ErrorKind {
             | Self::InvalidEvents
             | Self::MissingParameter
             | Self::InvalidParameter
-            | Self::InvalidQueryString => tonic::Code::InvalidArgument,
+            | Self::InvalidQueryString
+            | Self::TooManyBuckets => tonic::Code::InvalidArgument,
             Self::NotFound | Self::RouteNotFound | Self::PartitionNotFound => tonic::Code::NotFound,
             Self::MethodNotAllowed | Self::Unsupported => tonic::Code::Unimplemented,
             Self::ColdTierNotConfigured => tonic::Code::FailedPrecondition,
@@ -404,6 +411,13 @@ impl From<strata_tiering::Error> for ApiError {
             E::PartitionNotFound(partition) => Self::new(
                 ErrorKind::PartitionNotFound,
                 format!("partition {partition} is not in the archive"),
+            ),
+            // The limit is configuration the client may know; nothing internal in it.
+            E::TooManyCells { limit } => Self::new(
+                ErrorKind::TooManyBuckets,
+                format!(
+                    "the answer would hold more than {limit} buckets (counting each group of a bucket); narrow the range, widen the bucket or group by less"
+                ),
             ),
             E::Tier(t) => t.into(),
         }

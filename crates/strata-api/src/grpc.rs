@@ -21,27 +21,37 @@ use strata_proto::v1::{
 use strata_tiering::{ReplayLimits, Store};
 use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::sync::CancellationToken;
-use tonic::{server::NamedService, service::Routes, transport::server::TcpIncoming};
+use tonic::{server::NamedService, service::Routes};
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::{ServiceBuilder, limit::GlobalConcurrencyLimitLayer};
 
-use crate::{Error, Result, error::ApiError, metrics::record_grpc};
+use crate::{
+    Error, Result,
+    error::ApiError,
+    metrics::record_grpc,
+    server::{BodyBudget, ConnectionLimits, accept_connections},
+};
 
 /// The gRPC services, ready to serve.
 pub(crate) struct GrpcApi {
     routes: Routes,
     health: GrpcHealth,
     limit: Arc<Semaphore>,
+    connections: ConnectionLimits,
+    budget: BodyBudget,
+    max_message: usize,
 }
 
 impl GrpcApi {
     /// Builds every service over `store`. `limit` is shared with REST, and so are the
-    /// replay slots in `replay`.
+    /// replay slots in `replay` and the body `budget`.
     pub(crate) fn new(
         store: Store,
         limit: Arc<Semaphore>,
         timeout: Duration,
         replay: ReplayLimits,
+        connections: ConnectionLimits,
+        budget: BodyBudget,
     ) -> Result<Self> {
         let max_message = store.limits().max_body_bytes;
         let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -54,9 +64,13 @@ impl GrpcApi {
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?)
             .add_service(
-                IngestServer::new(ingest::IngestService::new(store.clone(), timeout))
-                    .max_decoding_message_size(max_message)
-                    .max_encoding_message_size(max_message),
+                IngestServer::new(ingest::IngestService::new(
+                    store.clone(),
+                    timeout,
+                    connections.stream_idle_timeout,
+                ))
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
             )
             .add_service(
                 QueryServer::new(query::QueryService::new(store.clone(), timeout))
@@ -77,6 +91,9 @@ impl GrpcApi {
             routes,
             health: GrpcHealth(reporter),
             limit,
+            connections,
+            budget,
+            max_message,
         })
     }
 
@@ -86,13 +103,32 @@ impl GrpcApi {
     }
 
     /// Serves on `listener` until `stop` is cancelled, then drains in-flight calls.
+    ///
+    /// Every request body is counted against the node's body budget as it arrives; only the
+    /// last `max_message` bytes of a call stay counted, since tonic holds at most one message
+    /// being decoded.
     pub(crate) async fn serve(self, listener: TcpListener, stop: CancellationToken) -> Result<()> {
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let limits = self.connections;
+        let incoming = accept_connections(listener, &limits);
+        let (budget, window) = (self.budget, self.max_message.saturating_add(FRAME_SLACK));
+        let meter = move |request: http::Request<tonic::body::Body>| {
+            let budget = budget.clone();
+            request.map(|body| match budget.try_reserve(0) {
+                Some(reservation) => {
+                    tonic::body::Body::new(budget.meter(body, reservation, Some(window)))
+                }
+                None => body,
+            })
+        };
         tonic::transport::Server::builder()
+            .max_concurrent_streams(Some(limits.http2_max_concurrent_streams))
+            .http2_keepalive_interval(Some(limits.http2_keepalive_interval))
+            .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout))
             .layer(
                 ServiceBuilder::new()
                     .load_shed()
-                    .layer(GlobalConcurrencyLimitLayer::with_semaphore(self.limit)),
+                    .layer(GlobalConcurrencyLimitLayer::with_semaphore(self.limit))
+                    .map_request(meter),
             )
             .add_routes(self.routes)
             .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
@@ -103,6 +139,10 @@ impl GrpcApi {
             })
     }
 }
+
+/// Bytes of a gRPC call counted beyond its largest message: the 5-byte message header and an
+/// HTTP/2 frame's worth of the next message, which tonic may hold while it assembles one.
+const FRAME_SLACK: usize = 16 * 1024 + 5;
 
 /// The statuses the standard health service reports.
 #[derive(Debug, Clone)]

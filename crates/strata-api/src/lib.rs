@@ -47,7 +47,10 @@
 //! without a cold tier `501 cold_tier_not_configured`/`FAILED_PRECONDITION`. Every request
 //! is bounded: body and message size by `max_body_bytes`, concurrency by
 //! [`ApiConfig::max_concurrent_requests`] (excess requests are shed, not queued), time by
-//! [`ApiConfig::request_timeout`].
+//! [`ApiConfig::request_timeout`]; what clients hold open (connections per listener, slow
+//! headers, idle connections and streams, HTTP/2 streams, request body bytes in memory
+//! across the node) by [`ConnectionLimits`]. Every REST error, extractor rejections and
+//! unknown routes included, is the JSON [`ErrorBody`].
 //!
 //! Clients decode the REST answers with the same types the server encodes them with
 //! ([`http`], re-exported here), and read streamed answers with [`NdjsonReader`].
@@ -63,7 +66,9 @@ mod server;
 pub use error::{ApiError, Error, ErrorKind, Result};
 pub use metrics::install_metrics_recorder;
 pub use rest::{openapi, rest_router};
-pub use server::{ApiConfig, DEFAULT_GRPC_ADDR, DEFAULT_HTTP_ADDR, Readiness, Server};
+pub use server::{
+    ApiConfig, ConnectionLimits, DEFAULT_GRPC_ADDR, DEFAULT_HTTP_ADDR, Readiness, Server,
+};
 
 pub use self::http::{
     AggregateResponse, BucketJson, CacheStatsBody, DEFAULT_MAX_LINE_BYTES, ErrorBody, ErrorLine,

@@ -1,4 +1,8 @@
-//! Binding and running both APIs with one shutdown.
+//! Binding and running both APIs with one shutdown, under the connection and memory limits
+//! of [`ConnectionLimits`].
+
+mod body_budget;
+mod connections;
 
 use std::{
     net::{Ipv4Addr, SocketAddr, SocketAddrV4},
@@ -14,6 +18,10 @@ use strata_tiering::{ReplayLimits, Store};
 use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use self::{
+    body_budget::{BodyBudget, body_budget_exhausted},
+    connections::accept as accept_connections,
+};
 use crate::{
     Error, Result,
     grpc::GrpcApi,
@@ -49,6 +57,51 @@ impl Default for ApiConfig {
             grpc_addr: DEFAULT_GRPC_ADDR,
             max_concurrent_requests: 1024,
             request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What one client or many together may hold open: connections, time, streams and body
+/// bytes. Each listener applies them on its own, except the body budget, which is one for the
+/// node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Open connections per listener; beyond it new connections wait in the kernel's backlog
+    /// until one closes (the node never runs out of descriptors because of clients).
+    pub max_connections: usize,
+    /// Longest a client may take to send a REST request's headers (HTTP/1); also how long an
+    /// HTTP/1 keep-alive connection may wait for its next request.
+    pub header_read_timeout: Duration,
+    /// A REST connection with no request in flight for this long is closed gracefully.
+    pub idle_timeout: Duration,
+    /// Streams (requests) at once on one HTTP/2 connection, REST and gRPC.
+    pub http2_max_concurrent_streams: u32,
+    /// How often an HTTP/2 connection (REST and gRPC) is pinged to see that the peer is alive.
+    pub http2_keepalive_interval: Duration,
+    /// How long an HTTP/2 ping may go unanswered before the connection is closed.
+    pub http2_keepalive_timeout: Duration,
+    /// TCP keep-alive idle time on accepted sockets (`None`: off).
+    pub tcp_keepalive: Option<Duration>,
+    /// Longest wait for the next message of a client-streaming RPC (`Ingest.WriteStream`);
+    /// past it the call ends with `DEADLINE_EXCEEDED` and its request permit returns.
+    pub stream_idle_timeout: Duration,
+    /// Request body bytes held in memory at once across REST and gRPC; a body beyond it is
+    /// refused (REST `503 overloaded` with `Retry-After`, gRPC `RESOURCE_EXHAUSTED`).
+    pub max_inflight_body_bytes: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 4096,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            http2_max_concurrent_streams: 256,
+            http2_keepalive_interval: Duration::from_secs(30),
+            http2_keepalive_timeout: Duration::from_secs(10),
+            tcp_keepalive: Some(Duration::from_secs(60)),
+            stream_idle_timeout: Duration::from_secs(30),
+            max_inflight_body_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -97,6 +150,7 @@ pub struct Server {
     http_addr: SocketAddr,
     grpc_addr: SocketAddr,
     replay: ReplayLimits,
+    connections: ConnectionLimits,
 }
 
 impl Server {
@@ -123,7 +177,15 @@ impl Server {
             http_addr,
             grpc_addr,
             replay: ReplayLimits::default(),
+            connections: ConnectionLimits::default(),
         })
+    }
+
+    /// The same server with `limits` on connections, streams and body bytes
+    /// ([`ConnectionLimits::default`] otherwise).
+    pub fn with_connection_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.connections = limits;
+        self
     }
 
     /// The same server with `replay` as the slots and rate limits of replays over both
@@ -159,12 +221,14 @@ impl Server {
             http_addr,
             grpc_addr,
             replay,
+            connections: conn_limits,
         } = self;
         // A child token, so a failing server can stop the other without cancelling the
         // caller's token.
         let stop = shutdown.child_token();
         let readiness = Readiness::new();
         let limit = Arc::new(Semaphore::new(permits(config.max_concurrent_requests)));
+        let body_budget = BodyBudget::new(conn_limits.max_inflight_body_bytes);
 
         let router = rest::router(
             AppState {
@@ -175,8 +239,16 @@ impl Server {
             },
             limit.clone(),
             config.request_timeout,
+            body_budget.clone(),
         );
-        let grpc_api = GrpcApi::new(store, limit, config.request_timeout, replay)?;
+        let grpc_api = GrpcApi::new(
+            store,
+            limit,
+            config.request_timeout,
+            replay,
+            conn_limits.clone(),
+            body_budget,
+        )?;
         let health = grpc_api.health();
         health.set_serving(true).await;
         readiness.set_ready(true);
@@ -185,15 +257,9 @@ impl Server {
         let http_server = {
             let stop = stop.clone();
             async move {
-                let result = axum::serve(http, router)
-                    .with_graceful_shutdown(stop.clone().cancelled_owned())
-                    .await
-                    .map_err(|e| Error::Serve {
-                        api: "REST",
-                        source: e.into(),
-                    });
+                connections::serve_rest(http, router, conn_limits, stop.clone()).await;
                 stop.cancel();
-                result
+                Ok::<_, Error>(())
             }
         };
         let grpc_server = {

@@ -24,14 +24,24 @@
 //!
 //! The cache is local to the node: a late event another replica writes does not bump this
 //! node's versions, so deployments with several replicas should set a TTL.
+//!
+//! **Empty chunks** get no entry of their own: a query over years of nothing would otherwise
+//! fill the cache with entries that hold no cell and evict other tenants' work. Instead each
+//! maximal run of empty chunks a query computed is remembered as one small [`EmptyRun`]
+//! (its bounds and the version clock as it was before the query read the tiers), whatever
+//! its length. A run answers for a chunk only while every version of that chunk's days is
+//! older than the run's clock: any later bump, and any version forgotten and drawn afresh,
+//! is newer. Runs are bounded in number (a small share of the byte budget, oldest first
+//! out); a chunk no entry and no run answers for is simply read live.
 
 use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
     fmt,
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicI64, AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use moka::sync::Cache;
@@ -46,7 +56,8 @@ use crate::metrics_names as m;
 /// Counters and gauges of the query cache, as `GET /v1/cache/stats` shows them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CacheStats {
-    /// Cached chunks.
+    /// Cached chunks; a run of empty chunks (kept as one small marker) counts every chunk
+    /// it answers for.
     pub entries: u64,
     /// Approximate bytes they hold.
     pub bytes: u64,
@@ -168,11 +179,122 @@ impl Entry {
     }
 }
 
+/// What the cache knows of a chunk.
+#[derive(Debug)]
+pub(crate) enum Cached {
+    /// The chunk's cells.
+    Chunk(Arc<Entry>),
+    /// The chunk holds no cell; the tiers that were read to learn that.
+    Empty(TierSet),
+}
+
+/// Chunks `[start, end)` of one shape that held no cell when read (see the module docs).
+#[derive(Debug, Clone)]
+struct EmptyRun {
+    end: i64,
+    tiers: TierSet,
+    /// The version clock before the run was read: versions below it are older than the read.
+    clock: u64,
+    generation: u64,
+    retention_epoch: u64,
+    made: Instant,
+}
+
+/// Accounted size of one run (its map slot, the run and its place in the eviction queue).
+const EMPTY_RUN_BYTES: u64 = 160;
+/// The share of the byte budget empty runs may take (1/16th).
+const EMPTY_RUN_SHARE: u64 = 16;
+
+/// The empty runs, per shape by start, with their insertion order for eviction.
+#[derive(Debug, Default)]
+struct EmptyRuns {
+    by_shape: HashMap<Arc<Shape>, BTreeMap<i64, EmptyRun>>,
+    /// Oldest first; may name runs already replaced or dropped (skipped when popped).
+    order: VecDeque<(Arc<Shape>, i64)>,
+    count: usize,
+}
+
+impl EmptyRuns {
+    /// Chunks the runs answer for.
+    fn chunks(&self) -> u64 {
+        self.by_shape
+            .iter()
+            .map(|(shape, runs)| {
+                let width = crate::planner::chunk_width(shape.bucket);
+                runs.iter()
+                    .map(|(start, run)| u64::try_from((run.end - start) / width).unwrap_or(0))
+                    .sum::<u64>()
+            })
+            .sum()
+    }
+
+    /// The run holding chunk `[start, start + width)` of `shape`.
+    fn find(&self, shape: &Shape, start: i64, width: i64) -> Option<&EmptyRun> {
+        let (_, run) = self.by_shape.get(shape)?.range(..=start).next_back()?;
+        (start.saturating_add(width) <= run.end).then_some(run)
+    }
+
+    /// Remembers `[from, run.end)` as empty, replacing what overlapped it (the parts of
+    /// older runs outside it stay); keeps at most `max` runs.
+    fn insert(&mut self, shape: &Arc<Shape>, from: i64, run: EmptyRun, max: usize) {
+        let to = run.end;
+        let runs = self.by_shape.entry(Arc::clone(shape)).or_default();
+        // Runs never overlap, so only the one starting before `from` can reach into it.
+        let first = runs
+            .range(..from)
+            .next_back()
+            .filter(|(_, r)| r.end > from)
+            .map_or(from, |(s, _)| *s);
+        let overlapping: Vec<i64> = runs.range(first..to).map(|(s, _)| *s).collect();
+        let mut kept = Vec::new();
+        for s in overlapping {
+            let Some(old) = runs.remove(&s) else {
+                continue;
+            };
+            self.count -= 1;
+            if old.end > to {
+                kept.push((to, old.clone()));
+            }
+            if s < from {
+                kept.push((s, EmptyRun { end: from, ..old }));
+            }
+        }
+        kept.push((from, run));
+        for (start, run) in kept {
+            runs.insert(start, run);
+            self.count += 1;
+            self.order.push_back((Arc::clone(shape), start));
+        }
+        while self.count > max {
+            let Some((shape, start)) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(runs) = self.by_shape.get_mut(&shape) {
+                if runs.remove(&start).is_some() {
+                    self.count -= 1;
+                }
+                if runs.is_empty() {
+                    self.by_shape.remove(&shape);
+                }
+            }
+        }
+        // Replaced runs leave stale names behind; keep the queue proportional to the runs.
+        if self.order.len() > 2 * max.max(self.count) + 64 {
+            let by_shape = &self.by_shape;
+            self.order.retain(|(shape, start)| {
+                by_shape.get(shape).is_some_and(|r| r.contains_key(start))
+            });
+        }
+    }
+}
+
 /// The versions a query read before touching the tiers.
 #[derive(Debug)]
 pub(crate) struct Snapshot {
     first_day: i64,
     days: Vec<DayVersion>,
+    /// The version clock after `days` were read: every version they hold is below it.
+    clock: u64,
     generation: u64,
     retention_epoch: u64,
     retention_cutoff: i64,
@@ -211,6 +333,9 @@ pub(crate) struct CacheLimits {
 /// The cache and its versions. See the module docs.
 pub(crate) struct QueryCache {
     entries: Cache<ChunkKey, Arc<Entry>>,
+    empty: Mutex<EmptyRuns>,
+    max_empty_runs: usize,
+    ttl: Option<Duration>,
     versions: Cache<(Arc<str>, i64), u64>,
     clock: AtomicU64,
     generation: AtomicU64,
@@ -249,8 +374,12 @@ impl QueryCache {
         if let Some(ttl) = limits.ttl {
             builder = builder.time_to_live(ttl);
         }
+        let max_empty_runs = limits.capacity_bytes / EMPTY_RUN_SHARE / EMPTY_RUN_BYTES;
         Self {
             entries: builder.build(),
+            empty: Mutex::default(),
+            max_empty_runs: usize::try_from(max_empty_runs.max(1)).unwrap_or(usize::MAX),
+            ttl: limits.ttl,
             versions: Cache::new(limits.version_entries.max(1)),
             clock: AtomicU64::new(1),
             generation: AtomicU64::new(0),
@@ -288,9 +417,11 @@ impl QueryCache {
         let days = (first_day..=last_day)
             .map(|d| (self.version(&tenant, d), self.version(&all, d)))
             .collect();
+        let clock = self.clock.load(Ordering::SeqCst);
         Snapshot {
             first_day,
             days,
+            clock,
             generation,
             retention_epoch,
             retention_cutoff,
@@ -304,21 +435,57 @@ impl QueryCache {
         start: i64,
         width: i64,
         snap: &Snapshot,
-    ) -> Option<Arc<Entry>> {
+    ) -> Option<Cached> {
         let key = ChunkKey {
             shape: Arc::clone(shape),
             start,
         };
-        let entry = self.entries.get(&key)?;
-        let fresh = entry.generation == snap.generation
-            && (entry.retention_epoch == snap.retention_epoch || start >= snap.retention_cutoff)
-            && snap.days_of(start, width) == Some(entry.days.as_slice());
-        if fresh {
-            Some(entry)
-        } else {
+        if let Some(entry) = self.entries.get(&key) {
+            let fresh = entry.generation == snap.generation
+                && (entry.retention_epoch == snap.retention_epoch
+                    || start >= snap.retention_cutoff)
+                && snap.days_of(start, width) == Some(entry.days.as_slice());
+            if fresh {
+                return Some(Cached::Chunk(entry));
+            }
             self.entries.invalidate(&key);
-            None
         }
+        let empty = self.empty.lock().unwrap_or_else(PoisonError::into_inner);
+        let run = empty.find(shape, start, width)?;
+        let fresh = run.generation == snap.generation
+            && (run.retention_epoch == snap.retention_epoch || start >= snap.retention_cutoff)
+            && self.ttl.is_none_or(|ttl| run.made.elapsed() < ttl)
+            && snap
+                .days_of(start, width)
+                .is_some_and(|days| days.iter().all(|&(t, a)| t < run.clock && a < run.clock));
+        fresh.then_some(Cached::Empty(run.tiers))
+    }
+
+    /// Remembers that the chunks `[from, to)` of `shape`, read after `snap` was taken, hold
+    /// no cell: one small run, however many chunks it spans.
+    pub(crate) fn insert_empty(
+        &self,
+        shape: &Arc<Shape>,
+        from: i64,
+        to: i64,
+        tiers: TierSet,
+        snap: &Snapshot,
+    ) {
+        if from >= to {
+            return;
+        }
+        let run = EmptyRun {
+            end: to,
+            tiers,
+            clock: snap.clock,
+            generation: snap.generation,
+            retention_epoch: snap.retention_epoch,
+            made: Instant::now(),
+        };
+        self.empty
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(shape, from, run, self.max_empty_runs);
     }
 
     /// Caches the chunk of `shape` at `start`, computed after `snap` was taken.
@@ -396,9 +563,13 @@ impl QueryCache {
 
     pub(crate) fn stats(&self) -> CacheStats {
         self.entries.run_pending_tasks();
+        let (runs, run_chunks) = {
+            let empty = self.empty.lock().unwrap_or_else(PoisonError::into_inner);
+            (empty.count as u64, empty.chunks())
+        };
         CacheStats {
-            entries: self.entries.entry_count(),
-            bytes: self.entries.weighted_size(),
+            entries: self.entries.entry_count() + run_chunks,
+            bytes: self.entries.weighted_size() + runs * EMPTY_RUN_BYTES,
             capacity_bytes: self.capacity,
             hits: self.counters.hits.load(Ordering::Relaxed),
             misses: self.counters.misses.load(Ordering::Relaxed),
@@ -480,6 +651,65 @@ mod tests {
         );
         let snap_a = c.snapshot("a", 0, 2);
         assert!(c.get(&a, DAY, width, &snap_a).is_none(), "all tenants");
+    }
+
+    #[test]
+    fn empty_runs_answer_for_their_chunks_until_a_bump() {
+        let c = cache();
+        let a = shape("a");
+        let snap = c.snapshot("a", 0, 2);
+        c.insert_empty(&a, 0, 2 * DAY, TierSet::default(), &snap);
+        // Overwriting the middle keeps both ends of the older run.
+        c.insert_empty(&a, 5 * HOUR, 7 * HOUR, TierSet::default(), &snap);
+        // Three runs, answering for 48 hourly chunks (the shape's chunks are an hour).
+        assert_eq!(c.stats().entries, 48);
+        assert_eq!(c.stats().bytes, 3 * EMPTY_RUN_BYTES);
+        let snap = c.snapshot("a", 0, 2);
+        for h in [0, 4, 5, 6, 7, 30, 47] {
+            assert!(
+                matches!(c.get(&a, h * HOUR, HOUR, &snap), Some(Cached::Empty(_))),
+                "hour {h}"
+            );
+        }
+        assert!(c.get(&a, 2 * DAY, HOUR, &snap).is_none(), "past the run");
+        assert!(
+            c.get(&shape("b"), 0, HOUR, &snap).is_none(),
+            "another shape"
+        );
+        c.bump("a", 1);
+        let snap = c.snapshot("a", 0, 2);
+        assert!(c.get(&a, 0, HOUR, &snap).is_some(), "other day");
+        assert!(c.get(&a, DAY + HOUR, HOUR, &snap).is_none(), "bumped day");
+        // A forgotten version is drawn afresh, hence newer than the run.
+        c.versions.invalidate_all();
+        c.versions.run_pending_tasks();
+        let snap = c.snapshot("a", 0, 2);
+        assert!(c.get(&a, 0, HOUR, &snap).is_none());
+    }
+
+    #[test]
+    fn empty_runs_are_bounded_in_number() {
+        let c = QueryCache::new(&CacheLimits {
+            capacity_bytes: 16 * EMPTY_RUN_BYTES * 4,
+            ttl: None,
+            version_entries: 1_000,
+            lateness: Duration::from_secs(3_600),
+        });
+        let a = shape("a");
+        let snap = c.snapshot("a", 0, 0);
+        for i in 0..100 {
+            c.insert_empty(
+                &a,
+                2 * i * MINUTE,
+                (2 * i + 1) * MINUTE,
+                TierSet::default(),
+                &snap,
+            );
+        }
+        assert_eq!(c.stats().bytes, 4 * EMPTY_RUN_BYTES);
+        // The newest survive.
+        assert!(c.get(&a, 198 * MINUTE, MINUTE, &snap).is_some());
+        assert!(c.get(&a, 0, MINUTE, &snap).is_none());
     }
 
     #[test]

@@ -27,6 +27,16 @@ pub enum Error {
     /// The archive has no live version of this partition.
     #[error("partition {0} is not in the archive")]
     PartitionNotFound(PartitionKey),
+    /// An aggregate answer would hold more cells (buckets × groups) than
+    /// [`crate::StoreConfig::max_answer_cells`]; nothing is wrong with the data, the query
+    /// asks for too much at once (a narrower range, a wider bucket or less grouping fits).
+    #[error(
+        "the answer would hold more than {limit} buckets (buckets × groups); narrow the range, widen the bucket or group by less"
+    )]
+    TooManyCells {
+        /// The configured limit.
+        limit: usize,
+    },
     /// A tier failed or is full.
     #[error(transparent)]
     Tier(#[from] strata_core::Error),

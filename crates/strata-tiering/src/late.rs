@@ -14,11 +14,19 @@
 //! * A time warm retention already dropped goes to cold as a new partition when there is a
 //!   cold tier, and is rejected (naming `warm_retention`) when there is none.
 //!
-//! One late write runs at a time per node (a tokio mutex around sequence allocation, the
-//! duplicate checks and the write), so two requests carrying the same late event cannot
-//! both find it absent and both store it.
+//! A request's late events for one partition are written together: one warm batch for all
+//! its warm-bound events, one amendment per archived partition.
+//!
+//! Late writes of one partition run one at a time per node: a request takes the lock of
+//! every partition its late events fall in (in order, so overlapping requests cannot
+//! deadlock) and holds them across the duplicate checks and the writes, so two requests
+//! carrying the same late event (same tenant, stream and time, hence the same partition)
+//! cannot both find it absent and both store it. Requests for other partitions (another
+//! tenant's, another day's) run meanwhile. The warm ledger batch (sequence allocation and
+//! the write) is serialized on its own, briefly, since the ledger takes batches in order.
 
 use std::{
+    collections::BTreeSet,
     sync::atomic::{AtomicI64, Ordering},
     time::Duration,
 };
@@ -32,9 +40,13 @@ use strata_core::{
     warm::WarmTier,
 };
 use strata_types::{Event, StoredEvent, time::duration_micros};
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::Mutex;
 
-use crate::{live_pointer::live_pointer, store::ColdSide};
+use crate::{
+    live_pointer::live_pointer,
+    partition_lock::{PartitionGuard, PartitionLocks},
+    store::ColdSide,
+};
 
 /// Slack between the warm retention cutoff and the oldest time written to warm: a retention
 /// pass on another node with a clock slightly ahead must not drop a row just acknowledged.
@@ -45,8 +57,11 @@ pub(crate) const RETENTION_SLACK: Duration = Duration::from_secs(30 * 60);
 pub(crate) struct LateWriter {
     node: String,
     /// The next sequence number, once read from the warm ledger; `None` after a failed
-    /// write (it may or may not have committed, so the ledger is asked again).
+    /// write (it may or may not have committed, so the ledger is asked again). Held across
+    /// a warm batch's allocation and write, so batches reach the ledger in order.
     next: Mutex<Option<u64>>,
+    /// Late writes in flight, by partition (see the module docs).
+    partitions: PartitionLocks,
     /// Warm retention in micros (`i64::MAX`: rows are kept forever).
     warm_retention: AtomicI64,
 }
@@ -56,6 +71,7 @@ impl LateWriter {
         let writer = Self {
             node: format!("{node}.late"),
             next: Mutex::new(None),
+            partitions: PartitionLocks::default(),
             warm_retention: AtomicI64::new(i64::MAX),
         };
         writer.set_warm_retention(warm_retention);
@@ -84,32 +100,38 @@ impl LateWriter {
         )
     }
 
-    /// Takes the writer; held across the duplicate checks and the writes.
-    pub(crate) async fn lock(&self) -> LateGuard<'_> {
+    /// Takes the late writer for `partitions`; held across the duplicate checks and the
+    /// writes of their events.
+    pub(crate) async fn lock(&self, partitions: &BTreeSet<PartitionKey>) -> LateGuard<'_> {
         LateGuard {
-            next: self.next.lock().await,
-            node: &self.node,
+            _partitions: self.partitions.lock_all(partitions).await,
+            writer: self,
         }
     }
 }
 
-/// Exclusive use of the late writer.
+/// Exclusive use of the late writer for some partitions.
 pub(crate) struct LateGuard<'a> {
-    next: MutexGuard<'a, Option<u64>>,
-    node: &'a str,
+    _partitions: Vec<PartitionGuard>,
+    writer: &'a LateWriter,
+}
+
+/// Reserves `n` sequence numbers of `node` under `next`; returns the first.
+async fn allocate(
+    next: &mut Option<u64>,
+    node: &str,
+    warm: &dyn WarmTier,
+    n: usize,
+) -> Result<u64> {
+    let first = match *next {
+        Some(next) => next,
+        None => warm.committed_upto(node).await?.saturating_add(1),
+    };
+    *next = Some(first.saturating_add(n as u64));
+    Ok(first)
 }
 
 impl LateGuard<'_> {
-    /// Reserves `n` sequence numbers; returns the first.
-    async fn allocate(&mut self, warm: &dyn WarmTier, n: usize) -> Result<u64> {
-        let first = match *self.next {
-            Some(next) => next,
-            None => warm.committed_upto(self.node).await?.saturating_add(1),
-        };
-        *self.next = Some(first.saturating_add(n as u64));
-        Ok(first)
-    }
-
     /// Writes `events` to warm as one ledger batch; returns their sequence numbers.
     pub(crate) async fn write_warm(
         &mut self,
@@ -120,7 +142,9 @@ impl LateGuard<'_> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let first = self.allocate(warm, events.len()).await?;
+        let node = self.writer.node.as_str();
+        let mut next = self.writer.next.lock().await;
+        let first = allocate(&mut next, node, warm, events.len()).await?;
         let stored: Vec<StoredEvent> = events
             .into_iter()
             .enumerate()
@@ -136,8 +160,8 @@ impl LateGuard<'_> {
             last_seq: first + (stored.len() as u64 - 1),
             events: stored,
         };
-        if let Err(e) = warm.write_batch(self.node, &batch).await {
-            *self.next = None;
+        if let Err(e) = warm.write_batch(node, &batch).await {
+            *next = None;
             return Err(e);
         }
         Ok(seqs)
@@ -167,12 +191,19 @@ impl LateGuard<'_> {
         }
         // The cold rows share the late writer's sequence so a row's (node, seq) stays unique
         // within this process; nothing relies on it beyond reading order.
-        let first = self.allocate(warm, events.len()).await?;
+        let node = self.writer.node.as_str();
+        let first = allocate(
+            &mut *self.writer.next.lock().await,
+            node,
+            warm,
+            events.len(),
+        )
+        .await?;
         let rows: Vec<ColdRow> = events
             .into_iter()
             .enumerate()
             .map(|(i, event)| ColdRow {
-                node: self.node.to_owned(),
+                node: node.to_owned(),
                 stored: StoredEvent {
                     event,
                     ingest_ts: now,
@@ -228,5 +259,41 @@ impl LateGuard<'_> {
 async fn clean(cold: &dyn ColdTier, partition: &PartitionKey, live: &LivePartition) {
     if let Err(e) = cold.clean_partition(partition, Some(live)).await {
         tracing::warn!(partition = %partition, error = %e, "cleaning after a late amendment failed; retried by the next export");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strata_types::time::DAY;
+
+    use super::*;
+
+    /// A late write holds only its own partitions: another tenant's (or day's) late write
+    /// goes ahead, one sharing a partition waits.
+    #[tokio::test]
+    async fn late_writes_wait_only_for_their_own_partitions() {
+        let writer = std::sync::Arc::new(LateWriter::new("n", None));
+        let backfill: BTreeSet<PartitionKey> = (0..50)
+            .map(|d| PartitionKey::of("big", "s", d * DAY))
+            .collect();
+        let held = writer.lock(&backfill).await;
+        let other: BTreeSet<PartitionKey> = [PartitionKey::of("small", "s", 0)].into();
+        let quick = tokio::time::timeout(Duration::from_secs(5), writer.lock(&other)).await;
+        assert!(quick.is_ok(), "another tenant's partition is not held up");
+        drop(quick);
+        let overlapping: BTreeSet<PartitionKey> = [
+            PartitionKey::of("big", "s", 7 * DAY),
+            PartitionKey::of("small", "s", 0),
+        ]
+        .into();
+        let w = std::sync::Arc::clone(&writer);
+        let waiter = tokio::spawn(async move {
+            let _guard = w.lock(&overlapping).await;
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "a shared partition waits");
+        drop(held);
+        let done = tokio::time::timeout(Duration::from_secs(5), waiter).await;
+        assert!(done.is_ok());
     }
 }

@@ -11,7 +11,10 @@
 //! Writers on different nodes sharing one archive are not covered by this lock; see the
 //! README's notes on running several replicas.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Arc,
+};
 
 use strata_core::cold::PartitionKey;
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -44,6 +47,32 @@ impl PartitionLocks {
         PartitionGuard {
             _guard: lock.lock_owned().await,
         }
+    }
+
+    /// Waits until no other writer of this process holds any of `partitions`, taking them
+    /// in order (so two callers of overlapping sets cannot deadlock).
+    pub(crate) async fn lock_all(
+        &self,
+        partitions: &BTreeSet<PartitionKey>,
+    ) -> Vec<PartitionGuard> {
+        let locks: Vec<Arc<Mutex<()>>> = {
+            let mut locks = self
+                .locks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+            partitions
+                .iter()
+                .map(|p| Arc::clone(locks.entry(p.clone()).or_default()))
+                .collect()
+        };
+        let mut guards = Vec::with_capacity(locks.len());
+        for lock in locks {
+            guards.push(PartitionGuard {
+                _guard: lock.lock_owned().await,
+            });
+        }
+        guards
     }
 }
 

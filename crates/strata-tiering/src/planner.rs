@@ -12,12 +12,32 @@
 //! first whole chunk, the chunks the cache misses (one contiguous span, so one tier read),
 //! and the tail from the last whole closed chunk to `to` (the open part). Adjacent pieces
 //! are read as one range.
+//!
+//! # Bounded work per query
+//!
+//! Planning walks the cached chunks one by one and the cache's versions day by day, on the
+//! request's async worker. Both walks are bounded whatever range is asked for: only the most
+//! recent [`MAX_CACHED_CHUNKS`] closed chunks, and no more than [`MAX_CACHED_DAYS`] days, are
+//! looked up in the cache ([`ChunkSpan::recent`]); anything older goes to the live read, whose
+//! cost follows the data the tiers hold, not the days asked for. The open part never
+//! reaches the cache (it ends at the closed horizon, before now), so a range running far
+//! into the future costs nothing here either. The answer itself is bounded by
+//! [`crate::StoreConfig::max_answer_cells`].
 
-use strata_types::{PartialAggregate, TimeRange, time::HOUR};
+use strata_types::{
+    PartialAggregate, TimeRange,
+    time::{DAY, HOUR},
+};
 
 /// Aim for chunks of about this length (micros): long enough that a query touches few cache
 /// entries, short enough that a sliding window reuses almost all of them.
 const CHUNK_TARGET: i64 = HOUR;
+
+/// Most chunks of one query looked up in (and stored to) the cache: a bit over two years of
+/// hourly chunks.
+pub(crate) const MAX_CACHED_CHUNKS: i64 = 20_000;
+/// Most UTC days the cached chunks of one query may span (each costs two version lookups).
+pub(crate) const MAX_CACHED_DAYS: i64 = 3_660;
 
 /// Chunk width for `bucket` (both in micros): the smallest multiple of `bucket` that is at
 /// least [`CHUNK_TARGET`], or `bucket` itself when it is longer.
@@ -40,6 +60,22 @@ pub(crate) struct ChunkSpan {
 }
 
 impl ChunkSpan {
+    /// The newest part of the span that a query may take from the cache: at most
+    /// [`MAX_CACHED_CHUNKS`] chunks spanning at most [`MAX_CACHED_DAYS`] days; `None` when
+    /// a single chunk spans more (such buckets are always read live). What is cut off is
+    /// read live like the head of the range.
+    pub(crate) fn recent(self) -> Option<Self> {
+        let chunks = (self.end - self.start) / self.width;
+        // Chunks of `width` touching at most MAX_CACHED_DAYS days (a chunk may straddle one
+        // more day than its length covers).
+        let by_days = (MAX_CACHED_DAYS - 1).saturating_mul(DAY) / self.width;
+        let keep = chunks.min(MAX_CACHED_CHUNKS).min(by_days);
+        (keep > 0).then(|| Self {
+            start: self.end - keep * self.width,
+            ..self
+        })
+    }
+
     /// Chunk starts, in order.
     pub(crate) fn starts(&self) -> impl Iterator<Item = i64> + '_ {
         let n = (self.end - self.start) / self.width;
@@ -128,7 +164,7 @@ mod tests {
     use proptest::prelude::*;
     use strata_types::{
         AggregateQuery, Event, QueryParams,
-        time::{DAY, SEC},
+        time::{SEC, day_of},
     };
 
     #[test]
@@ -138,6 +174,45 @@ mod tests {
         assert_eq!(chunk_width(7 * SEC), 3_605 * SEC);
         assert_eq!(chunk_width(5 * HOUR), 5 * HOUR);
         assert_eq!(chunk_width(DAY), DAY);
+    }
+
+    #[test]
+    fn the_cached_span_is_bounded_and_newest() {
+        let day_chunks = ChunkSpan {
+            start: -100_000 * DAY,
+            end: 10 * DAY,
+            width: DAY,
+        };
+        let kept = day_chunks.recent().unwrap();
+        assert_eq!(kept.end, 10 * DAY);
+        assert_eq!((kept.end - kept.start) / DAY, MAX_CACHED_DAYS - 1);
+        let hours = ChunkSpan {
+            start: 0,
+            end: 100_000 * HOUR,
+            width: HOUR,
+        };
+        let kept = hours.recent().unwrap();
+        assert_eq!((kept.end - kept.start) / HOUR, MAX_CACHED_CHUNKS);
+        let weeks = ChunkSpan {
+            start: 0,
+            end: 10_000 * 7 * DAY,
+            width: 7 * DAY,
+        };
+        let kept = weeks.recent().unwrap();
+        assert!(day_of(kept.end - 1) - day_of(kept.start) < MAX_CACHED_DAYS);
+        assert_eq!(kept.start % (7 * DAY), 0);
+        let small = ChunkSpan {
+            start: 0,
+            end: 3 * HOUR,
+            width: HOUR,
+        };
+        assert_eq!(small.recent(), Some(small));
+        let huge = ChunkSpan {
+            start: 0,
+            end: 20_000 * DAY,
+            width: 20_000 * DAY,
+        };
+        assert_eq!(huge.recent(), None, "a chunk of more days is never cached");
     }
 
     #[test]

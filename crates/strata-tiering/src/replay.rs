@@ -501,10 +501,14 @@ impl Store {
             done: false,
             config,
         };
+        // Fused: `unfold` panics when polled after it ended, and the API handlers poll once
+        // more after the first `None` (they take the first item apart, then chain the rest),
+        // so a replay that matched nothing used to panic the handler.
         futures::stream::unfold(state, |mut state| async move {
             let item = state.next().await?;
             Some((item, state))
         })
+        .fuse()
         .boxed()
     }
 
@@ -845,6 +849,33 @@ mod tests {
             ),
         ] {
             assert_eq!(ReplayRequest::from_params(&p).unwrap_err().field, field);
+        }
+    }
+
+    /// A replay that matches nothing ends, and stays ended however often it is polled
+    /// (the API handlers poll once more after the first `None`).
+    #[tokio::test]
+    async fn an_empty_replay_stays_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let hot =
+            strata_hot::HotStore::open(strata_hot::HotConfig::new(dir.path().join("hot.redb")))
+                .unwrap();
+        let warm = strata_warm::EmbeddedWarm::open(dir.path().join("warm.redb"))
+            .await
+            .unwrap();
+        let store = Store::new(
+            Arc::new(hot),
+            Arc::new(warm),
+            "node-unit".to_owned(),
+            strata_types::Limits::default(),
+        );
+        let range = TimeRange {
+            from: 1_000_000,
+            to: 2_000_000,
+        };
+        let mut stream = store.replay(ReplayRequest::new("acme", range), &ReplayLimits::default());
+        for _ in 0..3 {
+            assert!(stream.next().await.is_none());
         }
     }
 

@@ -61,6 +61,10 @@ pub struct StoreConfig {
     /// (a replica that does not run the exporter) writes them to warm instead, and the
     /// exporting replica amends the archive from there, so one node writes the archive.
     pub late_to_cold: bool,
+    /// Most cells (non-empty buckets × groups) one aggregate answer may hold; a query whose
+    /// answer would hold more fails with [`crate::Error::TooManyCells`] instead of building
+    /// it. Checked on every partial answer as it is merged, so the work stops early.
+    pub max_answer_cells: usize,
 }
 
 impl Default for StoreConfig {
@@ -72,6 +76,7 @@ impl Default for StoreConfig {
             warm_retention: None,
             late_amend_attempts: 8,
             late_to_cold: true,
+            max_answer_cells: 100_000,
         }
     }
 }

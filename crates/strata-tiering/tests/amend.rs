@@ -12,7 +12,7 @@ use std::sync::{
 };
 
 use async_trait::async_trait;
-use common::{NODE, Rig, moving_flusher, test_cold_config, today};
+use common::{NODE, Rig, click, moving_flusher, test_cold_config, today};
 use futures::StreamExt;
 use strata_core::{
     Result,
@@ -33,16 +33,7 @@ fn day() -> i64 {
 }
 
 fn event(id: &str, offset_secs: i64) -> Event {
-    Event {
-        tenant: "acme".into(),
-        stream: "click".into(),
-        key: "user-1".into(),
-        id: id.into(),
-        ts: day() + offset_secs * SEC,
-        value: Some(1.0),
-        attrs: Default::default(),
-        payload: None,
-    }
+    click(id, day() + offset_secs * SEC, 1.0)
 }
 
 fn partition() -> PartitionKey {

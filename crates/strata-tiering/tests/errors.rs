@@ -6,44 +6,18 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{NODE, Rig, moving_flusher, test_cold_config, today};
+use common::{NODE, Rig, click, ingest_json, moving_flusher, test_cold_config, today, warm_only};
 use strata_core::cold::PartitionKey;
-use strata_tiering::{Error, StoreConfig};
+use strata_tiering::Error;
 use strata_types::{
-    Event, TimeRange,
-    decode::{BodyFormat, DecodedBatch},
+    TimeRange,
+    decode::DecodedBatch,
     time::{DAY, SEC, now_micros},
 };
 
-fn event(id: &str, ts: i64) -> Event {
-    Event {
-        tenant: "acme".into(),
-        stream: "click".into(),
-        key: "user-1".into(),
-        id: id.into(),
-        ts,
-        value: Some(1.0),
-        attrs: Default::default(),
-        payload: None,
-    }
-}
-
-/// A store without a cold tier whose warm tier keeps ten days.
-async fn warm_only() -> Rig {
-    Rig::builder(NODE)
-        .store_config(StoreConfig {
-            warm_retention: Some(Duration::from_secs(10 * 86_400)),
-            ..StoreConfig::default()
-        })
-        .build()
-        .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_without_one_accepted_event_is_rejected_as_a_whole() {
-    let rig = warm_only().await;
+    let rig = warm_only(NODE).await;
     let now = now_micros();
 
     // Validation refuses every event of the body.
@@ -52,11 +26,7 @@ async fn a_batch_without_one_accepted_event_is_rejected_as_a_whole() {
             {{"tenant":"acme","stream":"s","key":"k","id":"b","ts":{}}}]"#,
         now - 30 * DAY
     );
-    let err = rig
-        .store
-        .ingest_body(body.as_bytes(), BodyFormat::JsonArray)
-        .await
-        .unwrap_err();
+    let err = ingest_json(&rig.store, &body).await.unwrap_err();
     let Error::Rejected(rejected) = err else {
         panic!("expected Rejected, got {err:?}");
     };
@@ -69,7 +39,7 @@ async fn a_batch_without_one_accepted_event_is_rejected_as_a_whole() {
     let err = rig
         .store
         .ingest(DecodedBatch {
-            events: vec![event("gone", now - 20 * DAY)],
+            events: vec![click("gone", now - 20 * DAY, 1.0)],
             rejected: Vec::new(),
         })
         .await
@@ -89,21 +59,13 @@ async fn a_batch_without_one_accepted_event_is_rejected_as_a_whole() {
         r#"[{{"tenant":"acme","stream":"s","key":"k","id":"a"}},
             {{"tenant":"acme","stream":"s","key":"k","id":"c","ts":{now}}}]"#,
     );
-    let report = rig
-        .store
-        .ingest_body(body.as_bytes(), BodyFormat::JsonArray)
-        .await
-        .unwrap();
+    let report = ingest_json(&rig.store, &body).await.unwrap();
     assert_eq!(report.accepted, 1);
     assert_eq!(report.rejected.len(), 1);
     assert_eq!(report.rejected[0].index, 0);
 
     // A batch of duplicates was accepted before: it is no rejection.
-    let report = rig
-        .store
-        .ingest_body(body.as_bytes(), BodyFormat::JsonArray)
-        .await
-        .unwrap();
+    let report = ingest_json(&rig.store, &body).await.unwrap();
     assert_eq!((report.accepted, report.duplicates), (1, 1));
 
     // An empty decoded batch is no rejection either (the decoder refuses empty bodies).
@@ -113,7 +75,7 @@ async fn a_batch_without_one_accepted_event_is_rejected_as_a_whole() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn archive_calls_without_a_cold_tier_say_so() {
-    let rig = warm_only().await;
+    let rig = warm_only(NODE).await;
     let store = &rig.store;
     let partition = PartitionKey::of("acme", "click", today() - 3 * DAY);
     assert!(matches!(
@@ -154,7 +116,11 @@ async fn a_legal_hold_needs_a_live_partition() {
         "{missing:?}"
     );
 
-    common::ingest(&rig.store, &[event("e-1", ts), event("e-2", ts + SEC)]).await;
+    common::ingest(
+        &rig.store,
+        &[click("e-1", ts, 1.0), click("e-2", ts + SEC, 1.0)],
+    )
+    .await;
     rig.flusher().flush_due().await.unwrap();
     assert!(rig.export_all().await > 0);
     let held = rig.store.archive_legal_hold(&archived, true).await.unwrap();

@@ -8,46 +8,25 @@ mod common;
 
 use std::time::Duration;
 
-use common::Rig;
+use common::{click, ingest_json, warm_only};
 use strata_core::{
     Tier,
     hot::{AppendOutcome, AppendRequest, SourceOffset},
     warm::WarmTier,
 };
-use strata_tiering::StoreConfig;
 use strata_types::{
     AggregateQuery, Event, QueryParams,
-    decode::{BodyFormat, DecodedBatch},
+    decode::DecodedBatch,
     time::{DAY, SEC, now_micros},
 };
 
-/// A store without a cold tier whose warm tier keeps ten days.
-async fn rig() -> Rig {
-    Rig::builder("node-l")
-        .store_config(StoreConfig {
-            warm_retention: Some(Duration::from_secs(10 * 86_400)),
-            ..StoreConfig::default()
-        })
-        .build()
-        .await
-}
-
 fn event(id: &str, ts: i64) -> Event {
-    Event {
-        tenant: "acme".into(),
-        stream: "click".into(),
-        key: "user-1".into(),
-        id: id.into(),
-        ts,
-        value: Some(2.0),
-        attrs: Default::default(),
-        payload: None,
-    }
+    click(id, ts, 2.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_events_go_to_warm_and_keep_their_place_in_the_batch() {
-    let rig = rig().await;
+    let rig = warm_only("node-l").await;
     let (store, warm) = (&rig.store, &rig.embedded);
     let now = now_micros();
     let batch = vec![
@@ -110,7 +89,7 @@ async fn late_events_go_to_warm_and_keep_their_place_in_the_batch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_offsets_commit_with_the_hot_append_of_a_mixed_batch() {
-    let rig = rig().await;
+    let rig = warm_only("node-l").await;
     let (store, warm) = (&rig.store, &rig.embedded);
     let now = now_micros();
     let offset = SourceOffset {
@@ -170,7 +149,7 @@ async fn kafka_offsets_commit_with_the_hot_append_of_a_mixed_batch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_cold_validation_caps_the_age_at_warm_retention() {
-    let rig = rig().await;
+    let rig = warm_only("node-l").await;
     let store = &rig.store;
     let max_age = store.limits().max_age.unwrap();
     assert!(max_age < Duration::from_secs(10 * 86_400), "{max_age:?}");
@@ -182,10 +161,7 @@ async fn without_cold_validation_caps_the_age_at_warm_retention() {
         now - 12 * DAY,
         now - 2 * DAY
     );
-    let report = store
-        .ingest_body(body.as_bytes(), BodyFormat::JsonArray)
-        .await
-        .unwrap();
+    let report = ingest_json(store, &body).await.unwrap();
     assert_eq!(report.accepted, 1);
     assert_eq!(report.rejected.len(), 1);
     assert_eq!(report.rejected[0].index, 0);

@@ -68,7 +68,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         })
         .flatten();
     let server = match Server::bind(args.api.to_config(), store.clone(), metrics).await {
-        Ok(server) => server.with_replay_limits(ReplayLimits::new(args.reads.replay_config())),
+        Ok(server) => server
+            .with_replay_limits(ReplayLimits::new(args.reads.replay_config()))
+            .with_connection_limits(args.api.connections.to_limits()),
         Err(e) => {
             close_store(&store).await;
             return Err(e.into());

@@ -1,6 +1,7 @@
 //! Flush throughput into PostgreSQL next to a raw binary `COPY` of the same rows into the
 //! same table, in the same run, so the ratio says what Strata's exactly-once bookkeeping
-//! (node lock, ledger, rollup upserts) costs over the bare load path. The embedded store's
+//! (node lock, ledger, rollup upserts) costs over the bare load path. The raw `COPY` is the
+//! flush's own (`PostgresWarm::copy_only`), so both paths encode rows the same way. The embedded store's
 //! write rate is printed alongside for reference.
 //!
 //! ```text
@@ -20,15 +21,9 @@
 
 use std::time::{Duration, Instant};
 
-use futures::pin_mut;
 use strata_core::{hot::FlushBatch, warm::WarmTier};
 use strata_types::{Event, StoredEvent};
-use strata_warm::{EmbeddedWarm, Layout, PostgresWarm, WarmConfig};
-use tokio_postgres::{
-    NoTls,
-    binary_copy::BinaryCopyInWriter,
-    types::{Json, ToSql, Type},
-};
+use strata_warm::{EmbeddedWarm, Layout, PostgresWarm, WarmConfig, testing};
 
 const ROWS_PER_BATCH: usize = 20_000;
 const ROUNDS: usize = 8;
@@ -70,59 +65,6 @@ fn batch(rows: Vec<StoredEvent>) -> FlushBatch {
     }
 }
 
-fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| scheme_end + i);
-    format!("{}/{db}{query}", &base[..host_end])
-}
-
-async fn raw_copy(client: &mut tokio_postgres::Client, rows: &[StoredEvent]) {
-    let tx = client.transaction().await.unwrap();
-    let sink = tx
-        .copy_in(
-            "COPY events (tenant, stream, key, id, ts, value, attrs, payload, ingest_ts, node, seq) \
-             FROM STDIN (FORMAT binary)",
-        )
-        .await
-        .unwrap();
-    let types = [
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TIMESTAMPTZ,
-        Type::FLOAT8,
-        Type::JSONB,
-        Type::TEXT,
-        Type::TIMESTAMPTZ,
-        Type::TEXT,
-        Type::INT8,
-    ];
-    let writer = BinaryCopyInWriter::new(sink, &types);
-    pin_mut!(writer);
-    let node = "raw-copy";
-    for r in rows {
-        let e = &r.event;
-        let ts = chrono::DateTime::from_timestamp_micros(e.ts).unwrap();
-        let its = chrono::DateTime::from_timestamp_micros(r.ingest_ts).unwrap();
-        let seq = r.seq as i64;
-        let attrs = Json(&e.attrs);
-        let row: [&(dyn ToSql + Sync); 11] = [
-            &e.tenant, &e.stream, &e.key, &e.id, &ts, &e.value, &attrs, &e.payload, &its, &node,
-            &seq,
-        ];
-        writer.as_mut().write(&row).await.unwrap();
-    }
-    writer.finish().await.unwrap();
-    tx.commit().await.unwrap();
-}
-
 fn rate(rows: usize, d: Duration) -> f64 {
     rows as f64 / d.as_secs_f64()
 }
@@ -132,14 +74,7 @@ async fn main() {
     let url = std::env::var("STRATA_BENCH_POSTGRES_URL")
         .or_else(|_| std::env::var("STRATA_TEST_POSTGRES_URL"))
         .expect("set STRATA_BENCH_POSTGRES_URL to a PostgreSQL server the bench may create a database on");
-    let (admin, conn) = tokio_postgres::connect(&url, NoTls).await.unwrap();
-    tokio::spawn(conn);
-    let db = format!("strata_bench_{}", std::process::id());
-    admin
-        .batch_execute(&format!("CREATE DATABASE {db}"))
-        .await
-        .unwrap();
-    let db_url = with_database(&url, &db);
+    let db = testing::fresh_database(&url, "strata_bench").await;
 
     let layout: Layout = std::env::var("STRATA_BENCH_WARM_LAYOUT")
         .unwrap_or_else(|_| "postgres".into())
@@ -156,9 +91,7 @@ async fn main() {
             })
             .unwrap_or(0),
     );
-    let warm = PostgresWarm::open(&db_url, &config).await.unwrap();
-    let (mut client, conn) = tokio_postgres::connect(&db_url, NoTls).await.unwrap();
-    tokio::spawn(conn);
+    let warm = PostgresWarm::open(&db.url, &config).await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let embedded = EmbeddedWarm::open(dir.path().join("warm.redb"))
@@ -173,7 +106,7 @@ async fn main() {
         flush += started.elapsed();
 
         let started = Instant::now();
-        raw_copy(&mut client, &b.events).await;
+        warm.copy_only("raw-copy", &b.events).await.unwrap();
         copy += started.elapsed();
 
         let started = Instant::now();
@@ -203,9 +136,6 @@ async fn main() {
     }
 
     drop(warm);
-    drop(client);
     // Best effort: the database is only bench data.
-    let _ = admin
-        .batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
-        .await;
+    let _ = testing::drop_database(&url, &db.name).await;
 }

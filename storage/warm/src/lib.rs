@@ -31,6 +31,8 @@ pub mod connect;
 mod embedded;
 mod plan;
 mod postgres;
+#[cfg(feature = "test-support")]
+pub mod testing;
 mod warm_url;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};

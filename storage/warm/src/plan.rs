@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use strata_types::{
     AggregateQuery, Cell, GroupBy, StoredEvent, TimeRange,
-    time::{HOUR, MINUTE},
+    time::{HOUR, MINUTE, day_of, day_start},
 };
 
 /// Rollup widths, widest first.
@@ -202,6 +202,20 @@ pub(crate) fn rollup_deltas<'a>(
     out
 }
 
+/// The first and the last-plus-one microsecond of UTC day `day`: the rows of one partition.
+pub(crate) fn day_range(day: i64) -> (i64, i64) {
+    (day_start(day), day_start(day.saturating_add(1)))
+}
+
+/// The first and the last day a partition listing over `range` covers: every day the
+/// half-open range touches, or every day when there is none.
+pub(crate) fn days_touched(range: Option<TimeRange>) -> (i64, i64) {
+    match range {
+        Some(r) => (day_of(r.from), day_of(r.to.saturating_sub(1))),
+        None => (i64::MIN, i64::MAX),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use strata_types::{QueryParams, time::SEC};
@@ -356,5 +370,18 @@ mod tests {
         assert_eq!(clip(r, 4), Some(TimeRange { from: 4, to: 10 }));
         assert_eq!(clip(r, 10), None);
         assert_eq!(clip(r, -5), Some(r));
+    }
+
+    #[test]
+    fn days_of_partitions() {
+        use strata_types::time::DAY;
+        assert_eq!(day_range(1), (DAY, 2 * DAY));
+        assert_eq!(day_range(-1), (-DAY, 0));
+        let r = TimeRange {
+            from: DAY - 1,
+            to: 2 * DAY,
+        };
+        assert_eq!(days_touched(Some(r)), (0, 1), "`to` is exclusive");
+        assert_eq!(days_touched(None), (i64::MIN, i64::MAX));
     }
 }

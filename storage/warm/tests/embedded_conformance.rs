@@ -3,16 +3,17 @@
 //! with nothing armed, and the deferred handle of a connector once it has connected. A
 //! wrapper that forgot to forward a method fails here.
 
+mod common;
+
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use strata_core::{
     conformance::{
         faults::FaultyWarm,
-        warm::{HandoffHarness, WarmHarness, run_all, run_cold_handoff},
+        warm::{run_all, run_cold_handoff},
     },
     handoff::WarmStore,
-    warm::{WarmMode, WarmTier},
+    warm::WarmMode,
 };
 use strata_warm::{Connector, EMBEDDED_FILE, EmbeddedWarm, WarmConfig, WarmUrl};
 use tokio_util::sync::CancellationToken;
@@ -72,19 +73,7 @@ impl Harness {
     }
 }
 
-#[async_trait]
-impl WarmHarness for Harness {
-    async fn open(&self) -> Arc<dyn WarmTier> {
-        self.store().await
-    }
-}
-
-#[async_trait]
-impl HandoffHarness for Harness {
-    async fn open(&self) -> Arc<dyn WarmStore> {
-        self.store().await
-    }
-}
+common::suite_harness!(Harness);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_passes_the_warm_suite() {

@@ -14,16 +14,12 @@ mod common;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use async_trait::async_trait;
 use common::{Databases, admin, config, connect, report, timescale_usable, warm_url};
 use strata_core::{
     Error,
     conformance::{
         assert_same,
-        warm::{
-            HandoffHarness, NODE, T0, WarmHarness, batch, random_events, run_all, run_cold_handoff,
-            stored,
-        },
+        warm::{NODE, T0, batch, random_events, run_all, run_cold_handoff, stored},
     },
     handoff::WarmStore,
     hot::HotWatermark,
@@ -53,19 +49,7 @@ impl Harness {
     }
 }
 
-#[async_trait]
-impl WarmHarness for Harness {
-    async fn open(&self) -> Arc<dyn WarmTier> {
-        self.store().await
-    }
-}
-
-#[async_trait]
-impl HandoffHarness for Harness {
-    async fn open(&self) -> Arc<dyn WarmStore> {
-        self.store().await
-    }
-}
+common::suite_harness!(Harness);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_postgres_passes_the_warm_suite() {

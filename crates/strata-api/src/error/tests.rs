@@ -19,6 +19,7 @@ const VARIANTS: &[&str] = &[
     "Query",
     "NoColdTier",
     "PartitionNotFound",
+    "TooManyCells",
     "Tier::Full",
     "Tier::Unavailable",
     "Tier::Storage",
@@ -40,6 +41,7 @@ fn variant(e: &strata_tiering::Error) -> &'static str {
         E::Query(_) => "Query",
         E::NoColdTier => "NoColdTier",
         E::PartitionNotFound(_) => "PartitionNotFound",
+        E::TooManyCells { .. } => "TooManyCells",
         E::Tier(C::Full { .. }) => "Tier::Full",
         E::Tier(C::Unavailable { .. }) => "Tier::Unavailable",
         E::Tier(C::Storage { .. }) => "Tier::Storage",
@@ -152,6 +154,13 @@ fn table() -> Vec<Row> {
             StatusCode::NOT_FOUND,
             "partition_not_found",
             Code::NotFound,
+            None,
+        ),
+        row(
+            strata_tiering::Error::TooManyCells { limit: 100_000 },
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_many_buckets",
+            Code::InvalidArgument,
             None,
         ),
         row(
@@ -368,4 +377,11 @@ fn invalid_events_names_the_first_field() {
     assert_eq!(e.field(), Some("ts"));
     assert_eq!(e.body().rejected.len(), 1);
     assert!(e.message().contains("ts: is required"), "{}", e.message());
+}
+
+#[test]
+fn too_many_buckets_names_the_limit() {
+    let e = ApiError::from(strata_tiering::Error::TooManyCells { limit: 12_345 });
+    assert_eq!(e.kind(), ErrorKind::TooManyBuckets);
+    assert!(e.message().contains("12345"), "{}", e.message());
 }

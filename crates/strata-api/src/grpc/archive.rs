@@ -4,7 +4,7 @@
 use std::{pin::Pin, time::Instant};
 
 use futures::{Stream, StreamExt, future, stream};
-use strata_core::cold::{VerifyIssue, VerifyReport};
+use strata_core::cold::{PartitionInfo, VerifyReport};
 use strata_proto::v1::{self as pb, archive_server::Archive};
 use strata_tiering::Store;
 use tonic::{Request, Response, Status};
@@ -15,6 +15,7 @@ use super::{
 };
 use crate::{
     error::ApiError,
+    http::{IssueBody, VerifyBody},
     metrics::record_grpc,
     rest::archive::{read_request, require_cold, set_legal_hold, sorted_partitions, tenant_of},
 };
@@ -44,28 +45,67 @@ fn time_param(t: Option<&prost_types::Timestamp>, field: &str) -> Result<String,
         .map_err(|reason| ApiError::invalid(field, reason))
 }
 
-fn issues(list: Vec<VerifyIssue>) -> Vec<pb::VerifyIssue> {
-    list.into_iter()
-        .map(|i| pb::VerifyIssue {
-            key: i.key,
-            detail: i.detail,
-        })
-        .collect()
+/// The report as the gRPC message: the REST body ([`VerifyBody::from`], the one reading of
+/// a report) field for field, destructured so a field added to either side fails to compile
+/// here until it is mapped.
+fn report_to_proto(r: VerifyReport) -> pb::VerifyArchiveResponse {
+    let VerifyBody {
+        tenant,
+        ok,
+        partitions,
+        manifests,
+        files_checked,
+        bytes_checked,
+        altered,
+        missing,
+        extra,
+        chain_breaks,
+        superseded,
+    } = r.into();
+    let issues = |list: Vec<IssueBody>| {
+        list.into_iter()
+            .map(|IssueBody { key, detail }| pb::VerifyIssue { key, detail })
+            .collect()
+    };
+    pb::VerifyArchiveResponse {
+        ok,
+        tenant,
+        partitions,
+        manifests,
+        files_checked,
+        bytes_checked,
+        altered: issues(altered),
+        missing: issues(missing),
+        extra: issues(extra),
+        chain_breaks: issues(chain_breaks),
+        superseded: issues(superseded),
+    }
 }
 
-fn report_to_proto(r: VerifyReport) -> pb::VerifyArchiveResponse {
-    pb::VerifyArchiveResponse {
-        ok: r.is_ok(),
-        tenant: r.tenant,
-        partitions: r.partitions,
-        manifests: r.manifests,
-        files_checked: r.files_checked,
-        bytes_checked: r.bytes_checked,
-        altered: issues(r.altered),
-        missing: issues(r.missing),
-        extra: issues(r.extra),
-        chain_breaks: issues(r.chain_breaks),
-        superseded: issues(r.superseded),
+/// A partition as the gRPC message: the same members as REST's `PartitionBody`, times as
+/// protobuf timestamps rather than RFC 3339 strings. Destructured, so a member added to
+/// [`PartitionInfo`] fails to compile here until it is mapped.
+fn partition_to_proto(p: PartitionInfo) -> pb::PartitionInfo {
+    let PartitionInfo {
+        partition,
+        version,
+        files,
+        rows,
+        bytes,
+        min_ts,
+        max_ts,
+        legal_hold,
+    } = p;
+    pb::PartitionInfo {
+        date: partition.date(),
+        stream: partition.stream,
+        version,
+        files,
+        rows,
+        bytes,
+        min_ts: Some(micros_to_timestamp(min_ts)),
+        max_ts: Some(micros_to_timestamp(max_ts)),
+        legal_hold,
     }
 }
 
@@ -87,17 +127,7 @@ impl Archive for ArchiveService {
             let partitions = sorted_partitions(&self.store, tenant)
                 .await?
                 .into_iter()
-                .map(|p| pb::PartitionInfo {
-                    date: p.partition.date(),
-                    stream: p.partition.stream,
-                    version: p.version,
-                    files: p.files,
-                    rows: p.rows,
-                    bytes: p.bytes,
-                    min_ts: Some(micros_to_timestamp(p.min_ts)),
-                    max_ts: Some(micros_to_timestamp(p.max_ts)),
-                    legal_hold: p.legal_hold,
-                })
+                .map(partition_to_proto)
                 .collect();
             Ok::<_, ApiError>(pb::ListPartitionsResponse { partitions })
         })

@@ -16,18 +16,24 @@ use super::{
     call,
     convert::{event_from_proto, rejection_to_proto},
 };
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorKind};
 
 /// The ingest service over the store.
 #[derive(Debug, Clone)]
 pub(crate) struct IngestService {
     store: Store,
     timeout: Duration,
+    /// Longest wait for the next message of a `WriteStream`.
+    stream_idle_timeout: Duration,
 }
 
 impl IngestService {
-    pub(crate) fn new(store: Store, timeout: Duration) -> Self {
-        Self { store, timeout }
+    pub(crate) fn new(store: Store, timeout: Duration, stream_idle_timeout: Duration) -> Self {
+        Self {
+            store,
+            timeout,
+            stream_idle_timeout,
+        }
     }
 
     /// Converts and validates a message's events with the store's limits, exactly as the
@@ -77,6 +83,17 @@ impl StreamSummary {
     }
 }
 
+/// A `WriteStream` that sent nothing for `limit`; what its earlier messages stored stays.
+fn stream_idle(limit: Duration) -> ApiError {
+    ApiError::new(
+        ErrorKind::Timeout,
+        format!(
+            "no message for {}; the stream was ended (events of earlier messages were stored; retrying them with the same ids is safe)",
+            humantime::format_duration(limit)
+        ),
+    )
+}
+
 #[tonic::async_trait]
 impl Ingest for IngestService {
     #[tracing::instrument(skip_all)]
@@ -107,16 +124,17 @@ impl Ingest for IngestService {
         &self,
         request: Request<Streaming<pb::WriteRequest>>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        // No overall deadline: a bulk load may stream for long. Each wait for a message and
-        // each durable write is bounded instead, so a stalled client cannot pin a permit.
+        // No overall deadline: a bulk load may stream for long. Each wait for a message (by
+        // the stream idle timeout) and each durable write (by the request timeout) is bounded
+        // instead, so a stalled client cannot pin a request permit: ending the call returns it.
         call("WriteStream", None, async {
             let mut stream = request.into_inner();
             let max_listed = self.store.limits().max_batch_events;
             let mut summary = StreamSummary::default();
             loop {
-                let message = tokio::time::timeout(self.timeout, stream.message())
+                let message = tokio::time::timeout(self.stream_idle_timeout, stream.message())
                     .await
-                    .map_err(|_| Status::from(ApiError::timeout(self.timeout)))??;
+                    .map_err(|_| Status::from(stream_idle(self.stream_idle_timeout)))??;
                 let Some(message) = message else { break };
                 if message.events.is_empty() {
                     continue;

@@ -23,7 +23,7 @@ use std::{
 
 use axum::{
     Json,
-    extract::{Query, State},
+    extract::State,
     response::{IntoResponse, Response},
 };
 use futures::{StreamExt, future};
@@ -35,7 +35,7 @@ use tokio::sync::mpsc;
 use utoipa::IntoParams;
 
 use super::{
-    AppState,
+    ApiQuery, AppState,
     replay::{error_line, ndjson, ndjson_line},
 };
 use crate::{
@@ -140,7 +140,7 @@ pub(crate) async fn sorted_partitions(
 )]
 pub(crate) async fn partitions(
     State(state): State<AppState>,
-    Query(q): Query<TenantQuery>,
+    ApiQuery(q): ApiQuery<TenantQuery>,
 ) -> Result<Json<PartitionsBody>, ApiError> {
     require_cold(&state.store)?;
     let tenant = tenant_of(q.tenant.as_deref())?;
@@ -205,7 +205,7 @@ pub(crate) fn read_request(
 )]
 pub(crate) async fn events(
     State(state): State<AppState>,
-    Query(q): Query<EventsQuery>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<Response, ApiError> {
     require_cold(&state.store)?;
     let required = |v: &Option<String>, name: &str| {
@@ -259,7 +259,7 @@ pub(crate) async fn events(
 )]
 pub(crate) async fn verify(
     State(state): State<AppState>,
-    Query(q): Query<TenantQuery>,
+    ApiQuery(q): ApiQuery<TenantQuery>,
 ) -> Result<Response, ApiError> {
     require_cold(&state.store)?;
     let tenant = tenant_of(q.tenant.as_deref())?.to_owned();
@@ -310,7 +310,7 @@ pub(crate) async fn verify(
 )]
 pub(crate) async fn legal_hold(
     State(state): State<AppState>,
-    Query(q): Query<HoldQuery>,
+    ApiQuery(q): ApiQuery<HoldQuery>,
 ) -> Result<Json<HoldBody>, ApiError> {
     require_cold(&state.store)?;
     let on = q.on.ok_or_else(|| ApiError::missing("on"))?;

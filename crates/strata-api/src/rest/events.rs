@@ -3,7 +3,7 @@
 use axum::{
     Json,
     body::Bytes,
-    extract::{FromRequest, Path, Query, Request, State, rejection::PathRejection},
+    extract::{FromRequest, Request, State},
     http::{HeaderMap, header},
     response::{IntoResponse, Response},
 };
@@ -11,7 +11,7 @@ use serde::Deserialize;
 use strata_types::decode::BodyFormat;
 use utoipa::IntoParams;
 
-use super::AppState;
+use super::{ApiPath, ApiQuery, AppState};
 use crate::{
     error::{ApiError, ErrorKind},
     http::{ErrorBody, IngestResponse},
@@ -114,11 +114,9 @@ pub(crate) struct TenantParams {
 #[tracing::instrument(skip_all)]
 pub(crate) async fn get_event(
     State(state): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
-    params: Result<Query<TenantParams>, axum::extract::rejection::QueryRejection>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<TenantParams>,
 ) -> Result<Response, ApiError> {
-    let Path(id) = id?;
-    let Query(params) = params?;
     let tenant = params.tenant.ok_or_else(|| ApiError::missing("tenant"))?;
     let event = lookup::get_event(&state.store, &tenant, &id).await?;
     // `to_json` keeps the payload's bytes as sent, which re-serialising a Value would not.

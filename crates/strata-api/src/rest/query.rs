@@ -1,14 +1,11 @@
 //! `GET /v1/query/aggregate`.
 
-use axum::{
-    Json,
-    extract::{Query, State, rejection::QueryRejection},
-};
+use axum::{Json, extract::State};
 use serde::Deserialize;
 use strata_types::{AggregateQuery, QueryParams};
 use utoipa::IntoParams;
 
-use super::AppState;
+use super::{ApiQuery, AppState};
 use crate::{
     error::ApiError,
     http::{AggregateResponse, ErrorBody},
@@ -53,6 +50,7 @@ pub(crate) struct AggregateParams {
     responses(
         (status = 200, description = "The non-empty buckets.", body = AggregateResponse),
         (status = 400, description = "A parameter is missing (`missing_parameter`) or wrong (`invalid_parameter`); `field` names it.", body = ErrorBody),
+        (status = 422, description = "The answer would hold more cells (buckets × groups) than the server allows (`too_many_buckets`; the message names the limit): use a wider bucket, a shorter range or a narrower group-by.", body = ErrorBody),
         (status = 503, description = "A tier is unavailable (`unavailable`; `warm_unavailable` when the warm tier is) or the node overloaded (`overloaded`).", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
         (status = 504, description = "The query ran past the server's timeout.", body = ErrorBody),
@@ -61,9 +59,8 @@ pub(crate) struct AggregateParams {
 #[tracing::instrument(skip_all)]
 pub(crate) async fn aggregate(
     State(state): State<AppState>,
-    params: Result<Query<AggregateParams>, QueryRejection>,
+    ApiQuery(p): ApiQuery<AggregateParams>,
 ) -> Result<Json<AggregateResponse>, ApiError> {
-    let Query(p) = params?;
     let query = AggregateQuery::from_params(&QueryParams {
         tenant: required(&p.tenant, "tenant")?,
         from: required(&p.from, "from")?,

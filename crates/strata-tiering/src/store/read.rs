@@ -32,8 +32,8 @@ use strata_types::{
 
 use super::{ColdSide, Store};
 use crate::{
-    Result,
-    cache::{QueryCache, Shape, TierSet},
+    Error, Result,
+    cache::{Cached, QueryCache, Shape, TierSet},
     metrics_names as m, planner,
 };
 
@@ -102,6 +102,7 @@ impl Store {
                 (partial, tiers, CacheStatus::Miss)
             }
         };
+        self.check_cells(&partial)?;
         let answer = AggregateAnswer {
             buckets: partial.finish(query.agg),
             tiers: tiers.to_vec(),
@@ -129,8 +130,10 @@ impl Store {
         cache: &QueryCache,
         query: &AggregateQuery,
     ) -> Result<(PartialAggregate, TierSet, CacheStatus)> {
+        // `recent` bounds the chunk and day walks below (see the planner's docs).
         let Some(span) =
             planner::chunk_span(query.range, query.bucket, cache.horizon(now_micros()))
+                .and_then(planner::ChunkSpan::recent)
         else {
             let (partial, tiers) = self.aggregate_live(query).await?;
             cache.record(CacheStatus::Miss);
@@ -144,7 +147,7 @@ impl Store {
         let mut missing: Option<(i64, i64)> = None;
         for start in span.starts() {
             match cache.get(&shape, start, span.width, &snap) {
-                Some(entry) => cached.push((start, entry)),
+                Some(found) => cached.push((start, found)),
                 None => {
                     let end = start + span.width;
                     missing = Some(missing.map_or((start, end), |(from, _)| (from, end)));
@@ -160,25 +163,44 @@ impl Store {
             let (partial, t) = self.aggregate_live(&piece).await?;
             tiers.union(t);
             live.merge(partial);
+            self.check_cells(&live)?;
         }
         if let Some((from, to)) = missing {
+            // Chunks with cells get an entry each; each run of empty ones one small marker.
+            let mut empty_from: Option<i64> = None;
             let mut start = from;
             while start < to {
                 let cells = planner::cells_of_chunk(&live, start, span.width);
-                cache.insert(&shape, start, span.width, cells, tiers, &snap);
+                if cells.cells.is_empty() {
+                    empty_from.get_or_insert(start);
+                } else {
+                    if let Some(run) = empty_from.take() {
+                        cache.insert_empty(&shape, run, start, tiers, &snap);
+                    }
+                    cache.insert(&shape, start, span.width, cells, tiers, &snap);
+                }
                 start += span.width;
+            }
+            if let Some(run) = empty_from {
+                cache.insert_empty(&shape, run, to, tiers, &snap);
             }
         }
         let mut used = 0usize;
         let mut partial = live;
-        for (start, entry) in cached {
+        for (start, found) in cached {
             // Chunks inside the missed run were read live again.
             if missing.is_some_and(|(from, to)| from <= start && start < to) {
                 continue;
             }
             used += 1;
-            tiers.union(entry.tiers);
-            partial.merge(entry.partial.clone());
+            match found {
+                Cached::Chunk(entry) => {
+                    tiers.union(entry.tiers);
+                    partial.merge(entry.partial.clone());
+                    self.check_cells(&partial)?;
+                }
+                Cached::Empty(t) => tiers.union(t),
+            }
         }
         let status = if live_ranges.is_empty() {
             CacheStatus::Hit
@@ -223,7 +245,19 @@ impl Store {
             tiers.add(Tier::Cold);
             partial.merge(cold);
         }
+        self.check_cells(&partial)?;
         Ok((partial, tiers))
+    }
+
+    /// Fails once a (partial) answer holds more cells than
+    /// [`crate::StoreConfig::max_answer_cells`]: merging only adds cells, so a partial answer
+    /// over the limit means the whole one is too.
+    fn check_cells(&self, partial: &PartialAggregate) -> Result<()> {
+        let limit = self.config.max_answer_cells;
+        if partial.cells.len() > limit {
+            return Err(Error::TooManyCells { limit });
+        }
+        Ok(())
     }
 }
 

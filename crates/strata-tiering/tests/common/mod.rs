@@ -16,7 +16,7 @@ use strata_tiering::{
 };
 use strata_types::{
     Bucket, Event, Limits,
-    decode::DecodedBatch,
+    decode::{BodyFormat, DecodedBatch},
     time::{day_of, day_start, now_micros},
 };
 use strata_warm::EmbeddedWarm;
@@ -212,6 +212,31 @@ pub fn exporter_config(page_rows: usize) -> ExporterConfig {
     }
 }
 
+/// A store without a cold tier whose warm tier keeps ten days.
+pub async fn warm_only(node: &str) -> Rig {
+    Rig::builder(node)
+        .store_config(StoreConfig {
+            warm_retention: Some(Duration::from_secs(10 * 86_400)),
+            ..StoreConfig::default()
+        })
+        .build()
+        .await
+}
+
+/// A `click` of `user-1` in tenant `acme`, with no attributes or payload.
+pub fn click(id: &str, ts: i64, value: f64) -> Event {
+    Event {
+        tenant: "acme".into(),
+        stream: "click".into(),
+        key: "user-1".into(),
+        id: id.into(),
+        ts,
+        value: Some(value),
+        attrs: Default::default(),
+        payload: None,
+    }
+}
+
 /// An archive with small row groups (many per file) and no grace before leftovers go.
 pub fn test_cold_config() -> ColdConfig {
     ColdConfig {
@@ -237,6 +262,13 @@ pub async fn ingest(store: &Store, events: &[Event]) -> IngestReport {
         .unwrap();
     assert_eq!(report.accepted, events.len(), "{report:?}");
     report
+}
+
+/// Ingests `body`, a JSON array of events, as a producer's request would reach the store.
+pub async fn ingest_json(store: &Store, body: &str) -> Result<IngestReport, strata_tiering::Error> {
+    store
+        .ingest_body(body.as_bytes(), BodyFormat::JsonArray)
+        .await
 }
 
 /// Asserts two aggregate answers are the same buckets, values equal up to float rounding.

@@ -5,13 +5,13 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{ArgAction, Args};
-use strata_api::ApiConfig;
+use strata_api::{ApiConfig, ConnectionLimits};
 use strata_hot::HotConfig;
 use strata_tiering::FlusherConfig;
 
 use crate::flags::{
-    LimitsArgs, Retention, WarmArgs, parse_byte_size, parse_duration, parse_node_id,
-    parse_positive_duration, parse_retention,
+    LimitsArgs, Retention, WarmArgs, parse_byte_size, parse_byte_size_usize, parse_duration,
+    parse_node_id, parse_positive_duration, parse_retention,
 };
 
 /// Flags of `strata serve`.
@@ -199,6 +199,102 @@ pub struct ApiArgs {
         value_parser = parse_duration
     )]
     pub request_timeout: Duration,
+    /// Connections, streams and request bodies.
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
+}
+
+/// What clients may hold open: connections, slow or idle requests and streams, and request
+/// bodies in memory.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "API")]
+pub struct ConnectionArgs {
+    /// Open connections per listener (REST and gRPC each); beyond it new connections wait in
+    /// the kernel's backlog until one closes. Keep both listeners' sum under the process's
+    /// open-file limit.
+    #[arg(long, env = "STRATA_MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Longest a client may take to send a REST request's headers; the connection is closed
+    /// past it. Also how long an HTTP/1 keep-alive connection may wait for its next request.
+    #[arg(
+        long,
+        env = "STRATA_HTTP_HEADER_READ_TIMEOUT",
+        default_value = "10s",
+        value_parser = parse_positive_duration
+    )]
+    pub http_header_read_timeout: Duration,
+    /// A REST connection with no request in flight for this long is closed gracefully.
+    #[arg(
+        long,
+        env = "STRATA_HTTP_IDLE_TIMEOUT",
+        default_value = "2m",
+        value_parser = parse_positive_duration
+    )]
+    pub http_idle_timeout: Duration,
+    /// Requests at once on one HTTP/2 connection (REST and gRPC).
+    #[arg(long, env = "STRATA_HTTP2_MAX_CONCURRENT_STREAMS", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub http2_max_concurrent_streams: u32,
+    /// How often HTTP/2 connections (REST and gRPC) are pinged to detect dead peers.
+    #[arg(
+        long,
+        env = "STRATA_HTTP2_KEEPALIVE_INTERVAL",
+        default_value = "30s",
+        value_parser = parse_positive_duration
+    )]
+    pub http2_keepalive_interval: Duration,
+    /// How long an HTTP/2 ping may go unanswered before the connection is closed.
+    #[arg(
+        long,
+        env = "STRATA_HTTP2_KEEPALIVE_TIMEOUT",
+        default_value = "10s",
+        value_parser = parse_positive_duration
+    )]
+    pub http2_keepalive_timeout: Duration,
+    /// TCP keep-alive idle time on accepted sockets (`0s`: off).
+    #[arg(
+        long,
+        env = "STRATA_TCP_KEEPALIVE",
+        default_value = "60s",
+        value_parser = parse_duration
+    )]
+    pub tcp_keepalive: Duration,
+    /// Longest wait for the next message of a client-streaming RPC (`Ingest.WriteStream`);
+    /// past it the call ends with DEADLINE_EXCEEDED and frees its request slot.
+    #[arg(
+        long,
+        env = "STRATA_STREAM_IDLE_TIMEOUT",
+        default_value = "30s",
+        value_parser = parse_positive_duration
+    )]
+    pub stream_idle_timeout: Duration,
+    /// Request body bytes held in memory at once over both protocols (e.g. `256MiB`); a body
+    /// beyond it is refused (REST 503 with Retry-After, gRPC RESOURCE_EXHAUSTED).
+    #[arg(
+        long,
+        env = "STRATA_MAX_INFLIGHT_BODY_BYTES",
+        default_value = "256MiB",
+        value_parser = parse_byte_size_usize
+    )]
+    pub max_inflight_body_bytes: usize,
+}
+
+impl ConnectionArgs {
+    /// The connection limits these flags describe.
+    pub fn to_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: self.max_connections as usize,
+            header_read_timeout: self.http_header_read_timeout,
+            idle_timeout: self.http_idle_timeout,
+            http2_max_concurrent_streams: self.http2_max_concurrent_streams,
+            http2_keepalive_interval: self.http2_keepalive_interval,
+            http2_keepalive_timeout: self.http2_keepalive_timeout,
+            tcp_keepalive: Some(self.tcp_keepalive).filter(|d| !d.is_zero()),
+            stream_idle_timeout: self.stream_idle_timeout,
+            max_inflight_body_bytes: self.max_inflight_body_bytes,
+        }
+    }
 }
 
 /// Hot tier budgets.
@@ -291,6 +387,16 @@ pub struct ReadArgs {
         help_heading = "Queries and replay"
     )]
     pub query_cache_ttl: Option<Duration>,
+    /// Most cells (buckets × groups) one aggregate answer may hold; a query past it is
+    /// refused with `422 too_many_buckets` naming the limit, before it can fill memory.
+    #[arg(
+        long,
+        env = "STRATA_QUERY_MAX_CELLS",
+        default_value_t = strata_tiering::StoreConfig::default().max_answer_cells,
+        value_parser = parse_max_cells,
+        help_heading = "Queries and replay"
+    )]
+    pub query_max_cells: usize,
     /// Most replays reading at once; others wait their turn.
     #[arg(long, env = "STRATA_REPLAY_MAX_CONCURRENT", default_value_t = 4,
           value_parser = clap::value_parser!(u32).range(1..), help_heading = "Queries and replay")]
@@ -320,6 +426,7 @@ impl ReadArgs {
             cache_ttl: self.query_cache_ttl,
             warm_retention,
             late_to_cold: writes_cold,
+            max_answer_cells: self.query_max_cells,
             ..strata_tiering::StoreConfig::default()
         }
     }
@@ -367,5 +474,13 @@ impl FlushArgs {
             warm_retention: self.warm_retention.0,
             ..FlusherConfig::default()
         }
+    }
+}
+
+/// `--query-max-cells`: a whole number above zero.
+fn parse_max_cells(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("expected a whole number above zero".into()),
     }
 }

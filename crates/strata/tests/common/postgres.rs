@@ -8,65 +8,18 @@ use std::{
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::atomic::{AtomicUsize, Ordering},
     time::{Duration, Instant},
 };
 
-/// The server `scripts/test` started. Panics when unset: a test that needs PostgreSQL must
-/// fail without one, never skip.
-pub(crate) fn server_url() -> String {
-    std::env::var("STRATA_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!(
-            "STRATA_TEST_POSTGRES_URL is not set: these tests need a PostgreSQL server \
-             (scripts/test starts one)"
-        )
-    })
-}
-
-/// `url` with its database name replaced by `db`.
-pub(crate) fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| scheme_end + i);
-    format!("{}/{db}{query}", &base[..host_end])
-}
-
-/// A client of `url`; the connection task runs on the current runtime.
-async fn try_connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
-    Ok(client)
-}
-
-/// A client of `url`; panics when it cannot connect.
-pub(crate) async fn connect(url: &str) -> tokio_postgres::Client {
-    try_connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
-}
-
-static DATABASES: AtomicUsize = AtomicUsize::new(0);
+pub(crate) use strata_warm::testing::server_url;
+use strata_warm::testing::{connect, try_connect};
 
 /// Creates a fresh database on the server at `server` and returns its URL, so tests never
 /// see each other's rows.
 pub(crate) async fn fresh_database(server: &str) -> String {
-    let name = format!(
-        "strata_{}_{:x}_{}",
-        std::process::id(),
-        rand::random::<u64>(),
-        DATABASES.fetch_add(1, Ordering::Relaxed)
-    );
-    connect(server)
+    strata_warm::testing::fresh_database(server, "strata")
         .await
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
-    with_database(server, &name)
+        .url
 }
 
 /// `count(*)` and `count(DISTINCT (tenant, id))` of the warm `events` table.

@@ -37,11 +37,6 @@ use crate::plan;
 const COLD_PARTITIONS: TableDefinition<(&str, i64, &str), (u64, &str)> =
     TableDefinition::new("cold_partitions");
 
-/// The first and the last-plus-one microsecond of `day`.
-fn day_range(day: i64) -> (i64, i64) {
-    (day_start(day), day_start(day.saturating_add(1)))
-}
-
 #[async_trait]
 impl ColdHandoff for EmbeddedWarm {
     #[instrument(skip_all)]
@@ -107,10 +102,7 @@ fn cold_partitions(
         Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
         Err(e) => return Err(fail(OP)(e)),
     };
-    let (lo_day, hi_day) = match range {
-        Some(r) => (day_of(r.from), day_of(r.to.saturating_sub(1))),
-        None => (i64::MIN, i64::MAX),
-    };
+    let (lo_day, hi_day) = plan::days_touched(range);
     let mut out = Vec::new();
     let mut push = |k: (&str, i64, &str), v: (u64, &str)| {
         out.push(LivePartition {
@@ -182,7 +174,7 @@ fn export_candidates(db: &Database, before: i64, limit: usize) -> Result<Vec<Par
             };
             let (k, _) = first.map_err(fail(OP))?;
             let day = day_of(k.value().1);
-            let (start, end) = day_range(day);
+            let (start, end) = plan::day_range(day);
             let mut streams = BTreeSet::new();
             for row in events
                 .range::<EventKey<'_>>((tenant, start, 0, "")..(tenant, end, 0, ""))
@@ -229,7 +221,7 @@ fn export_page(
     let cutoff = super::retention_cutoff(&tx)?;
     let events = tx.open_table(EVENTS).map_err(fail(OP))?;
     let tenant = p.tenant.as_str();
-    let (start, end) = day_range(p.day);
+    let (start, end) = plan::day_range(p.day);
     let start = start.max(cutoff);
     let mut page = ExportPage::default();
     if start >= end {
@@ -304,7 +296,7 @@ fn commit_cold(db: &Database, commit: &ColdCommit) -> Result<u64> {
             .map_err(fail(OP))?;
     }
     if let Some(marks) = &commit.exported {
-        let (start, end) = day_range(p.day);
+        let (start, end) = plan::day_range(p.day);
         let mut events = tx.open_table(EVENTS).map_err(fail(OP))?;
         let mut ids = tx.open_table(EVENT_IDS).map_err(fail(OP))?;
         let mut doomed: Vec<(i64, u64, String, String)> = Vec::new();

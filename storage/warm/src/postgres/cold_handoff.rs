@@ -33,10 +33,7 @@ use strata_core::{
     handoff::{ColdCommit, ColdHandoff, ExportMarks, ExportPage},
     warm::{ScanCursor, WarmMode},
 };
-use strata_types::{
-    TimeRange,
-    time::{day_of, day_start},
-};
+use strata_types::{TimeRange, time::day_of};
 use tokio_postgres::types::ToSql;
 use tracing::instrument;
 
@@ -46,6 +43,7 @@ use super::{
     round_trip::{self, begin, execute, query, query_opt, rollback},
     sql,
 };
+use crate::plan;
 
 /// Advisory lock class of the per-day hand-off locks ("STCP"); the two-key form keeps them
 /// apart from the migration lock's one-key space.
@@ -61,10 +59,8 @@ pub(super) fn day_lock_slot(day: i64) -> i32 {
 
 /// The first and the last-plus-one microsecond of `day`, within the span PostgreSQL stores.
 fn day_bounds(day: i64) -> (i64, i64) {
-    (
-        day_start(day).clamp(MIN_TS, MAX_TS),
-        day_start(day.saturating_add(1)).clamp(MIN_TS, MAX_TS),
-    )
+    let (start, end) = plan::day_range(day);
+    (start.clamp(MIN_TS, MAX_TS), end.clamp(MIN_TS, MAX_TS))
 }
 
 /// Export marks as the parallel arrays the SQL unnests; marks above `i64::MAX` cannot be
@@ -85,10 +81,7 @@ impl ColdHandoff for PostgresWarm {
         range: Option<TimeRange>,
     ) -> Result<Vec<LivePartition>> {
         const OP: &str = "cold_partitions";
-        let (lo, hi) = match range {
-            Some(r) => (day_of(r.from), day_of(r.to.saturating_sub(1))),
-            None => (i64::MIN, i64::MAX),
-        };
+        let (lo, hi) = plan::days_touched(range);
         let client = self.client(OP).await?;
         let rows = query(&client, OP, sql::COLD_PARTITIONS, &[&tenant, &lo, &hi]).await?;
         rows.iter()

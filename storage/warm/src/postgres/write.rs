@@ -117,6 +117,21 @@ impl PostgresWarm {
     }
 }
 
+#[cfg(feature = "test-support")]
+impl PostgresWarm {
+    /// Only the binary `COPY` a flush does, in a transaction of its own: no node lock,
+    /// ledger, hand-off registration, partitions or rollups. The flush bench measures the
+    /// whole flush against it, so what the bookkeeping costs is the difference. With the
+    /// plain-PostgreSQL layout the rows' days must already have their partitions.
+    pub async fn copy_only(&self, node: &str, rows: &[StoredEvent]) -> Result<()> {
+        let mut client = self.client(OP).await?;
+        let tx = begin(&mut client, OP).await?;
+        copy_rows(&tx, node, &rows.iter().collect::<Vec<_>>()).await?;
+        commit(tx, OP).await?;
+        Ok(())
+    }
+}
+
 /// Takes the shared hand-off locks of the rows' days and records their partitions as export
 /// candidates, before any row, rollup cell or partition entry of the batch: the day locks
 /// order this batch against a cold commit of the same days.

@@ -1,80 +1,21 @@
-//! What the PostgreSQL test files share: the server `scripts/test` started, a fresh database
-//! per scenario (dropped when the test passes), the configuration the suites open with, and
-//! whether the server can run the TimescaleDB layout.
+//! What the test files share: the server `scripts/test` started, a fresh database per
+//! scenario (dropped when the test passes), the configuration the suites open with, whether
+//! the server can run the TimescaleDB layout, and the suites' harness traits over a store
+//! opener ([`suite_harness!`]).
 //!
 //! (`common/mod.rs` rather than `common.rs`: cargo would build the latter as a test target of
 //! its own.) Each test file uses part of it.
 #![allow(dead_code)]
 
-use std::{
-    io::Write,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{io::Write, sync::Arc, time::Duration};
 
-use strata_warm::{Layout, WarmConfig, WarmUrl};
+use strata_warm::{Layout, WarmConfig, WarmUrl, testing};
 
-/// The server's URL, `STRATA_TEST_POSTGRES_URL` (a role that may create databases). Without
-/// it the test fails: under `server-tests` a missing server is never a skip.
-pub(crate) fn server_url() -> String {
-    std::env::var("STRATA_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        panic!(
-            "STRATA_TEST_POSTGRES_URL is not set: the server tests need a PostgreSQL server \
-             (scripts/test starts one)"
-        )
-    })
-}
-
-/// `url` with its database name replaced by `db`.
-pub(crate) fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| scheme_end + i);
-    format!("{}/{db}{query}", &base[..host_end])
-}
-
-/// A plain client of `url`.
-pub(crate) async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("connect to the test server");
-    tokio::spawn(conn);
-    client
-}
+pub(crate) use strata_warm::testing::{connect, server_url};
 
 /// A client of the server's own database, for creating and dropping test databases.
 pub(crate) async fn admin() -> tokio_postgres::Client {
     connect(&server_url()).await
-}
-
-static DATABASES: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh, empty database; returns its name and URL.
-async fn fresh_database() -> (String, String) {
-    let name = format!(
-        "strata_warm_test_{}_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("after the epoch")
-            .as_millis(),
-        DATABASES.fetch_add(1, Ordering::Relaxed)
-    );
-    admin()
-        .await
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create test database");
-    let url = with_database(&server_url(), &name);
-    (name, url)
 }
 
 /// The databases one test created, dropped when it passes (a failing test leaves them for a
@@ -86,18 +27,17 @@ pub(crate) struct Databases(Arc<std::sync::Mutex<Vec<String>>>);
 impl Databases {
     /// A fresh database's URL.
     pub(crate) async fn fresh(&self) -> String {
-        let (name, url) = fresh_database().await;
-        self.0.lock().expect("not poisoned").push(name);
-        url
+        let db = testing::fresh_database(&server_url(), "strata_warm_test").await;
+        self.0.lock().expect("not poisoned").push(db.name);
+        db.url
     }
 
     /// Drops every database handed out.
     pub(crate) async fn drop_all(&self) {
         let names = std::mem::take(&mut *self.0.lock().expect("not poisoned"));
-        let admin = admin().await;
+        let server = server_url();
         for name in names {
-            admin
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            testing::drop_database(&server, &name)
                 .await
                 .expect("drop test database");
         }
@@ -143,3 +83,27 @@ pub(crate) async fn timescale_usable() -> bool {
     );
     status.timescaledb_usable
 }
+
+/// Implements both conformance suites' harness traits (`WarmHarness`, `HandoffHarness`) for
+/// `$harness` through its `async fn store(&self) -> Arc<dyn WarmStore>`, so one opener serves
+/// the warm suite and the cold hand-off suite.
+#[allow(unused_macros)] // Not every test file runs the suites.
+macro_rules! suite_harness {
+    ($harness:ty) => {
+        #[async_trait::async_trait]
+        impl strata_core::conformance::warm::WarmHarness for $harness {
+            async fn open(&self) -> std::sync::Arc<dyn strata_core::warm::WarmTier> {
+                self.store().await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl strata_core::conformance::warm::HandoffHarness for $harness {
+            async fn open(&self) -> std::sync::Arc<dyn strata_core::handoff::WarmStore> {
+                self.store().await
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use suite_harness;

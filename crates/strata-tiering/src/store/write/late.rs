@@ -2,13 +2,14 @@
 //! themselves are [`crate::late`]'s).
 //!
 //! Invariant: a late event is stored once, in the tier a reader looks for it. Its original,
-//! if any, is looked for everywhere (hot → warm → cold) while this node's late writer is
-//! held, so two requests carrying the same late event cannot both find it absent. A
+//! if any, is looked for everywhere (hot → warm → cold) while this node's late writer holds
+//! the event's partition, so two requests carrying the same late event cannot both find it
+//! absent (requests for other partitions are not held up). A
 //! partition with a live cold version gets a cold amendment (readers take that partition
 //! from cold); a time warm retention dropped goes to cold as well, or is rejected when this
 //! node writes no cold tier; everything else goes to warm under the late writer's ledger.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use strata_core::{cold::PartitionKey, hot::AppendOutcome};
 use strata_types::{
@@ -27,7 +28,11 @@ impl Store {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let mut writer = self.late.lock().await;
+        let partitions: BTreeSet<PartitionKey> = events
+            .iter()
+            .map(|e| PartitionKey::of(&e.tenant, &e.stream, e.ts))
+            .collect();
+        let mut writer = self.late.lock(&partitions).await;
         let (found, pointers) = {
             let _gate = self.gate.shared().await;
             self.find_anywhere(&events).await?

@@ -37,7 +37,10 @@
 //! A slice holds at most [`ReplayConfig::max_slice_events`] events (counted before the
 //! stream, key and attribute filters, since that is what is read). A slice that would hold
 //! more is abandoned and read again at half the width; a slice that held less than a quarter
-//! of the bound doubles the width of the next one, up to [`ReplayConfig::max_slice`]. Only
+//! of the bound doubles the width of the next one, up to [`ReplayConfig::max_slice`]. An
+//! empty slice quadruples the width of the next one without that bound, so a replay over a
+//! huge range (year 1 to year 9999) crosses its empty spans in a few dozen reads and takes
+//! time in proportion to its data, not to its range. Only
 //! when more events than the bound share a single microsecond is a slice (one microsecond
 //! wide) read whole. So a replay holds about `max_slice_events` events, plus one row group of
 //! a cold file and one warm page while reading.
@@ -47,15 +50,22 @@
 //! Replays run as ordinary tokio tasks of the request that asked for them, so they never get
 //! a thread of their own; three things keep them from starving live ingest and queries:
 //!
-//! * at most [`ReplayConfig::max_concurrent`] replays read at once per [`ReplayLimits`];
-//!   further replays wait (first come, first served) until one ends — the response has
-//!   started, its first event is just later;
+//! * at most [`ReplayConfig::max_concurrent`] replays read at once per [`ReplayLimits`],
+//!   and at most [`ReplayConfig::max_concurrent_per_tenant`] of one tenant; further replays
+//!   wait (first come, first served) until one ends — the response has started, its first
+//!   event is just later;
+//! * a replay reads only while its client reads: it runs at most a few events ahead of the
+//!   client, and when the client takes no event for [`ReplayConfig::idle_timeout`] the
+//!   replay ends with an `unavailable` error (resume from the last cursor) and frees its
+//!   slot;
 //! * each replay emits at most `max_rate` events per second (token bucket; the request may
 //!   ask for less, never for more than [`ReplayConfig::max_rate`]);
 //! * a replay yields to the scheduler after each slice, and each tier read is one bounded
 //!   request (hot scans run on the blocking pool).
 //!
-//! Dropping the stream stops the work at the next await point and frees the slot.
+//! Dropping the stream stops the work at the next await point and frees the slot, also
+//! while the replay still waits for one; the `strata_replays_waiting` and
+//! `strata_replays_active` gauges are taken back by guards when that happens.
 
 use std::{
     collections::VecDeque,
@@ -79,9 +89,18 @@ use strata_types::{
     time::{duration_micros, parse_param},
     validate::check_name,
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::{Result, Store};
+use crate::{Error, Result, Store};
+
+mod limits;
+
+use limits::Slot;
+pub use limits::{ReplayConfig, ReplayLimits};
+
+/// Events a replay runs ahead of its client. Small, so a replay whose client stops reading
+/// stops reading the tiers soon, and the slot is held only while the client reads.
+const AHEAD_EVENTS: usize = 32;
 
 /// Events emitted by replays.
 pub const REPLAY_EVENTS: &str = "strata_replay_events_total";
@@ -410,66 +429,6 @@ impl ReplayChecksum {
     }
 }
 
-/// How replays share the machine (see the module docs).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplayConfig {
-    /// Replays reading at once; more wait for a slot.
-    pub max_concurrent: usize,
-    /// Most events per second one replay emits (a request may ask for less). `None`: no limit.
-    pub max_rate: Option<NonZeroU32>,
-    /// Width of a replay's first slice.
-    pub slice: Duration,
-    /// Widest slice (sparse ranges grow slices up to this).
-    pub max_slice: Duration,
-    /// Most events a slice holds in memory (see the module docs).
-    pub max_slice_events: usize,
-    /// Rows per warm page.
-    pub warm_page_rows: usize,
-}
-
-impl Default for ReplayConfig {
-    fn default() -> Self {
-        Self {
-            max_concurrent: 4,
-            max_rate: NonZeroU32::new(200_000),
-            slice: Duration::from_secs(3_600),
-            max_slice: Duration::from_secs(86_400),
-            max_slice_events: 50_000,
-            warm_page_rows: 5_000,
-        }
-    }
-}
-
-/// A [`ReplayConfig`] and the slots it allows; clones share the slots. Build one per server
-/// and pass it to every [`Store::replay`].
-#[derive(Debug, Clone)]
-pub struct ReplayLimits {
-    config: Arc<ReplayConfig>,
-    slots: Arc<Semaphore>,
-}
-
-impl ReplayLimits {
-    /// Limits with `config` and `config.max_concurrent` free slots.
-    pub fn new(config: ReplayConfig) -> Self {
-        let slots = config.max_concurrent.clamp(1, Semaphore::MAX_PERMITS);
-        Self {
-            config: Arc::new(config),
-            slots: Arc::new(Semaphore::new(slots)),
-        }
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &ReplayConfig {
-        &self.config
-    }
-}
-
-impl Default for ReplayLimits {
-    fn default() -> Self {
-        Self::new(ReplayConfig::default())
-    }
-}
-
 /// A replay's events, in `(ts, id)` order.
 pub type ReplayStream = BoxStream<'static, Result<ReplayItem>>;
 
@@ -489,10 +448,11 @@ impl Store {
             .as_ref()
             .map_or(request.range.from, |c| c.ts.max(request.range.from));
         let width = micros(config.slice);
+        let idle_timeout = config.idle_timeout;
         let state = Replay {
             store: self.clone(),
             request,
-            slots: Arc::clone(&limits.slots),
+            limits: limits.clone(),
             slot: None,
             limiter: rate.map(|r| RateLimiter::direct(Quota::per_second(r))),
             next_from: start,
@@ -501,15 +461,13 @@ impl Store {
             done: false,
             config,
         };
-        // Fused: `unfold` panics when polled after it ended, and the API handlers poll once
-        // more after the first `None` (they take the first item apart, then chain the rest),
-        // so a replay that matched nothing used to panic the handler.
-        futures::stream::unfold(state, |mut state| async move {
-            let item = state.next().await?;
-            Some((item, state))
-        })
-        .fuse()
-        .boxed()
+        // Nothing runs before the first poll; then a task reads ahead of the client by at
+        // most `AHEAD_EVENTS`. Fused: the API handlers poll once more after the first `None`
+        // (they take the first item apart, then chain the rest).
+        futures::stream::once(async move { produce(state, idle_timeout) })
+            .flatten()
+            .fuse()
+            .boxed()
     }
 
     /// One slice of a replay, sorted and de-duplicated, or `None` when it holds more than
@@ -648,20 +606,63 @@ async fn read_warm(
     }
 }
 
+/// Runs `state` on its own task, handing its items to the returned stream through a
+/// channel of [`AHEAD_EVENTS`]. The task ends, dropping its slot, when the stream is dropped
+/// (also while it waits for a slot) or when the client takes no item for `idle_timeout`;
+/// then the stream ends, after what the channel still holds, with an error, so the client
+/// never takes a replay cut short for a complete one.
+fn produce(
+    mut state: Replay,
+    idle_timeout: Duration,
+) -> impl futures::Stream<Item = Result<ReplayItem>> + Send + 'static {
+    let (tx, mut rx) = mpsc::channel::<Result<ReplayItem>>(AHEAD_EVENTS);
+    let (idle_tx, idle_rx) = oneshot::channel::<Error>();
+    tokio::spawn(async move {
+        loop {
+            let item = tokio::select! {
+                biased;
+                () = tx.closed() => return,
+                item = state.next() => item,
+            };
+            let Some(item) = item else { return };
+            let failed = item.is_err();
+            match tokio::time::timeout(idle_timeout, tx.send(item)).await {
+                Ok(Ok(())) if !failed => {}
+                Ok(_) => return,
+                Err(_) => {
+                    // Free the slot before anything else.
+                    drop(state);
+                    tracing::info!(
+                        ?idle_timeout,
+                        "a replay's client took no event for the idle timeout; replay dropped"
+                    );
+                    let _ = idle_tx.send(idle_error(idle_timeout));
+                    return;
+                }
+            }
+        }
+    });
+    let items = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let idle = futures::stream::once(async move { idle_rx.await.ok().map(Err) })
+        .filter_map(std::future::ready);
+    items.chain(idle)
+}
+
+/// The error that ends a replay whose client stopped taking events. `Unavailable` is the
+/// kind whose remedy is the right one (retry later, resuming from the last cursor).
+fn idle_error(idle_timeout: Duration) -> Error {
+    Error::Tier(strata_core::Error::Unavailable {
+        tier: strata_core::Tier::Hot,
+        op: "replay",
+        message: format!(
+            "the client took no event for {idle_timeout:?}; resume from the last cursor"
+        ),
+    })
+}
+
 /// A slice width in micros; at least one, so a replay always advances.
 fn micros(d: Duration) -> i64 {
     duration_micros(d).max(1)
-}
-
-/// A held replay slot; frees it and updates the gauge when dropped.
-struct Slot {
-    _permit: OwnedSemaphorePermit,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        metrics::gauge!(REPLAYS_ACTIVE).decrement(1.0);
-    }
 }
 
 /// The state of one replay stream.
@@ -669,7 +670,7 @@ struct Replay {
     store: Store,
     request: ReplayRequest,
     config: Arc<ReplayConfig>,
-    slots: Arc<Semaphore>,
+    limits: ReplayLimits,
     slot: Option<Slot>,
     limiter: Option<DefaultDirectRateLimiter>,
     /// Start of the next slice.
@@ -698,14 +699,7 @@ impl Replay {
                 return None;
             }
             if self.slot.is_none() {
-                metrics::gauge!(REPLAYS_WAITING).increment(1.0);
-                let permit = Arc::clone(&self.slots).acquire_owned().await;
-                metrics::gauge!(REPLAYS_WAITING).decrement(1.0);
-                // The semaphore is never closed; a closed one would only mean "no limit".
-                if let Ok(permit) = permit {
-                    metrics::gauge!(REPLAYS_ACTIVE).increment(1.0);
-                    self.slot = Some(Slot { _permit: permit });
-                }
+                self.slot = Some(self.limits.acquire(&self.request.tenant).await);
             }
             if let Err(e) = self.read_next_slice().await {
                 self.done = true;
@@ -724,8 +718,10 @@ impl Replay {
         let max_width = micros(self.config.max_slice);
         loop {
             let to = from.saturating_add(self.width).min(end);
+            // Saturating: a range may span the whole `i64`, whose width does not fit in one.
+            let width = to.saturating_sub(from);
             // A one-microsecond slice cannot be split further: it is read whole.
-            let slice_cap = if to - from <= 1 { usize::MAX } else { cap };
+            let slice_cap = if width <= 1 { usize::MAX } else { cap };
             let started = Instant::now();
             let slice = TimeRange { from, to };
             let read = self
@@ -742,19 +738,33 @@ impl Replay {
                         elapsed = ?started.elapsed(),
                         "replay slice"
                     );
-                    if events.len() < cap / 4 {
-                        self.width = self.width.saturating_mul(2).min(max_width).max(1);
-                    }
+                    self.width = next_width(self.width, events.len(), cap, max_width);
                     self.buffer = events.into();
                     self.next_from = to;
                     return Ok(());
                 }
                 None => {
                     metrics::counter!(REPLAY_SLICES, "outcome" => "split").increment(1);
-                    self.width = ((to - from) / 2).max(1);
+                    self.width = (width / 2).max(1);
                 }
             }
         }
+    }
+}
+
+/// The width of the slice after one of `width` micros that held `events` (of at most
+/// `cap`). An empty slice quadruples the width without bound, so an empty span of any
+/// length is crossed in a few dozen reads and a replay over a huge range costs time in
+/// proportion to its data, not its range; a slice that found events grows (doubling while
+/// it holds less than a quarter of `cap`) only up to `max_width`, which bounds how many
+/// events a read that is abandoned and split reads in vain.
+fn next_width(width: i64, events: usize, cap: usize, max_width: i64) -> i64 {
+    if events == 0 {
+        width.saturating_mul(4).max(1)
+    } else if events < cap / 4 {
+        width.saturating_mul(2).min(max_width).max(1)
+    } else {
+        width.min(max_width).max(1)
     }
 }
 

@@ -148,6 +148,11 @@ mod tests {
             strata_tiering::StoreConfig::default(),
             "the flags' defaults are the library's"
         );
+        assert_eq!(
+            serve(&[]).reads.replay_config(),
+            strata_tiering::ReplayConfig::default(),
+            "the replay flags' defaults are the library's"
+        );
     }
 
     #[test]

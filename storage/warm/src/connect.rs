@@ -45,12 +45,15 @@ const FIRST_RETRY: Duration = Duration::from_millis(500);
 /// Longest wait between connection attempts.
 const MAX_RETRY: Duration = Duration::from_secs(30);
 
-/// Registers the description of [`WARM_CONNECTED`].
+/// Registers the description of [`WARM_CONNECTED`], and the gauge itself at 0 (not
+/// connected) until [`open`] or the [`Connector`] sets it, so an alert on it has a series
+/// from the first scrape. Adding zero leaves a gauge that was already set as it is.
 pub fn describe_metrics() {
     metrics::describe_gauge!(
         WARM_CONNECTED,
         "1 when the warm tier is connected, 0 while the node is still connecting to it."
     );
+    metrics::gauge!(WARM_CONNECTED).increment(0.0);
 }
 
 /// Why the warm tier cannot be used, and retrying would not help.

@@ -1,4 +1,8 @@
 //! `strata.v1.Replay`: ordered replay as server streaming, in batches.
+//!
+//! Flow control is the store's: a replay reads only a few events ahead of the batches the
+//! client has taken, and ends with `UNAVAILABLE` (resume from the last cursor) when the client
+//! takes nothing for the replay idle timeout, freeing its slot.
 
 use std::{pin::Pin, time::Instant};
 

@@ -10,6 +10,11 @@
 //! 503 when a tier is unavailable). A failure after the response started ends the body with
 //! one line `{"error": {"code", "message", "field"}}` (the archive read endpoint uses the
 //! same convention); a body that ends without it is complete.
+//!
+//! A replay reads only a few events ahead of what the client has taken; a client that takes
+//! nothing for the server's replay idle timeout loses its replay (the body ends with an
+//! `unavailable` error line after what was already read) and its slot goes to the next one.
+//! A client that leaves while its replay waits for a slot is off the waiting gauge at once.
 
 use std::convert::Infallible;
 
@@ -66,7 +71,9 @@ pub(crate) struct ReplayQuery {
 /// data moves between tiers meanwhile. Each line is the stored event (the shape of
 /// `GET /v1/events/{id}`) plus a last field `"cursor"`; pass it as `cursor` to resume after
 /// that event. A failure after the first line ends the body with
-/// `{"error": {"code", "message", "field"}}`.
+/// `{"error": {"code", "message", "field"}}`, also when the client took no line for the
+/// server's replay idle timeout. At most a configured number of replays per node, and
+/// fewer per tenant, read at once; others wait for a slot.
 #[utoipa::path(
     get,
     path = "/v1/replay",

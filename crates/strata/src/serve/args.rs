@@ -401,6 +401,21 @@ pub struct ReadArgs {
     #[arg(long, env = "STRATA_REPLAY_MAX_CONCURRENT", default_value_t = 4,
           value_parser = clap::value_parser!(u32).range(1..), help_heading = "Queries and replay")]
     pub replay_max_concurrent: u32,
+    /// Most replays of one tenant reading at once (within --replay-max-concurrent), so one
+    /// tenant cannot hold every slot; more of that tenant wait their turn.
+    #[arg(long, env = "STRATA_REPLAY_MAX_CONCURRENT_PER_TENANT", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..), help_heading = "Queries and replay")]
+    pub replay_max_concurrent_per_tenant: u32,
+    /// A replay whose client takes no event for this long ends and frees its slot (the
+    /// client resumes from its last cursor).
+    #[arg(
+        long,
+        env = "STRATA_REPLAY_IDLE_TIMEOUT",
+        default_value = "30s",
+        value_parser = parse_positive_duration,
+        help_heading = "Queries and replay"
+    )]
+    pub replay_idle_timeout: Duration,
     /// Events per second one replay may emit (a request may ask for less); `0` removes the
     /// cap. Together with the concurrency limit this bounds the share of the machine
     /// replays take from live ingest.
@@ -436,6 +451,8 @@ impl ReadArgs {
         strata_tiering::ReplayConfig {
             max_concurrent: self.replay_max_concurrent as usize,
             max_rate: std::num::NonZeroU32::new(self.replay_max_rate),
+            max_concurrent_per_tenant: self.replay_max_concurrent_per_tenant as usize,
+            idle_timeout: self.replay_idle_timeout,
             ..strata_tiering::ReplayConfig::default()
         }
     }

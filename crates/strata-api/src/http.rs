@@ -132,6 +132,18 @@ impl From<IngestReport> for IngestResponse {
     }
 }
 
+/// An event time as a client may send it: an RFC 3339 string, or an integer of epoch
+/// microseconds. Stored events always answer the RFC 3339 form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum EventTime {
+    /// RFC 3339 (any offset; microsecond precision), e.g. `2026-11-20T10:00:00.123456Z`.
+    #[schema(format = DateTime)]
+    Rfc3339(String),
+    /// Integer microseconds since the Unix epoch, UTC.
+    EpochMicros(i64),
+}
+
 /// An event as a producer sends it (`POST /v1/events`).
 ///
 /// The server decodes event bodies field by field (`strata_types::decode`) to name the
@@ -152,8 +164,7 @@ pub struct EventJson {
     /// Event time: RFC 3339 (any offset; microsecond precision) or integer epoch
     /// microseconds. At most `max_future_skew` ahead of the server; events more than
     /// `max_lateness` behind go straight to the warm or cold tier (bounded by `max_age`).
-    #[schema(value_type = String, format = DateTime)]
-    pub ts: String,
+    pub ts: EventTime,
     /// Optional finite measure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,

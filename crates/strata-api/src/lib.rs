@@ -72,7 +72,7 @@ pub use server::{
 
 pub use self::http::{
     AggregateResponse, BucketJson, CacheStatsBody, DEFAULT_MAX_LINE_BYTES, ErrorBody, ErrorLine,
-    EventJson, HoldBody, IngestResponse, IssueBody, NdjsonError, NdjsonReader, NdjsonRecords,
-    PartitionBody, PartitionsBody, RejectionBody, ReplayLine, StatusBody, StoredEventJson,
-    VerifyBody, VerifyLine, VerifyProgress,
+    EventJson, EventTime, HoldBody, IngestResponse, IssueBody, NdjsonError, NdjsonReader,
+    NdjsonRecords, PartitionBody, PartitionsBody, RejectionBody, ReplayLine, StatusBody,
+    StoredEventJson, VerifyBody, VerifyLine, VerifyProgress,
 };

@@ -2,7 +2,7 @@
 //!
 //! The schemas are the body types of [`crate::http`], the same ones the handlers serialise
 //! and clients decode. Event bodies are decoded field by field (see `strata_types::decode`)
-//! and stored events are rendered with their payload kept byte-for-byte, so [`EventJson`]
+//! and stored events are rendered with their payload as stored (compact JSON), so [`EventJson`]
 //! and [`StoredEventJson`] describe those wire shapes rather than being what the handlers
 //! (de)serialise.
 
@@ -49,6 +49,7 @@ A streamed (NDJSON) answer that breaks off ends with one line `{\"error\": {...}
     ),
     components(schemas(
         EventJson,
+        crate::http::EventTime,
         StoredEventJson,
         ReplayLine,
         ErrorBody,
@@ -76,3 +77,29 @@ A streamed (NDJSON) answer that breaks off ends with one line `{\"error\": {...}
     )
 )]
 pub struct ApiDoc;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// `ts` is documented as the two forms the decoder accepts, and both decode into the
+    /// shared client type.
+    #[test]
+    fn event_time_is_a_string_or_an_integer() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let one_of = doc["components"]["schemas"]["EventTime"]["oneOf"]
+            .as_array()
+            .unwrap();
+        let kinds: Vec<&str> = one_of.iter().filter_map(|s| s["type"].as_str()).collect();
+        assert_eq!(kinds, ["string", "integer"], "{one_of:?}");
+        for ts in [r#""2026-11-20T10:00:00Z""#, "1795651200000000"] {
+            let e: EventJson = serde_json::from_str(&format!(
+                r#"{{"tenant":"a","stream":"s","key":"k","id":"i","ts":{ts}}}"#
+            ))
+            .unwrap();
+            assert_eq!(serde_json::to_string(&e.ts).unwrap(), ts);
+        }
+    }
+}

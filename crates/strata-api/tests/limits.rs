@@ -6,93 +6,43 @@
 
 mod common;
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use common::{base_ts, event};
-use strata_api::{ApiConfig, ConnectionLimits, Server, install_metrics_recorder};
-use strata_hot::{HotConfig, HotStore};
+use common::{TestServer, base_ts, event};
+use strata_api::ConnectionLimits;
 use strata_proto::v1::{self as pb, ingest_client::IngestClient};
-use strata_tiering::Store;
 use strata_types::Limits;
-use strata_warm::WarmConfig;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-use tokio_util::sync::CancellationToken;
 use tonic::{Code, transport::Channel};
 
 /// A running server with these connection limits.
-struct Limited {
-    http: String,
-    http_addr: std::net::SocketAddr,
-    grpc: String,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), strata_api::Error>>,
-    store: Store,
-    _dir: tempfile::TempDir,
+struct Limited(TestServer);
+
+impl std::ops::Deref for Limited {
+    type Target = TestServer;
+    fn deref(&self) -> &TestServer {
+        &self.0
+    }
 }
 
 impl Limited {
     async fn start(limits: ConnectionLimits, max_concurrent_requests: usize) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = HotConfig::new(dir.path().join("hot.redb"));
-        config.memory_budget = 64 * 1024 * 1024;
-        let hot = tokio::task::spawn_blocking(move || HotStore::open(config))
-            .await
-            .unwrap()
-            .unwrap();
-        let warm =
-            strata_warm::open_warm(&"embedded".parse().unwrap(), &WarmConfig::new(dir.path()))
-                .await
-                .unwrap();
-        let store = Store::new(Arc::new(hot), warm, "test-node", Limits::default());
-        let api = ApiConfig {
-            http_addr: "127.0.0.1:0".parse().unwrap(),
-            grpc_addr: "127.0.0.1:0".parse().unwrap(),
-            max_concurrent_requests,
-            request_timeout: Duration::from_secs(20),
-        };
-        let server = Server::bind(api, store.clone(), install_metrics_recorder().unwrap())
-            .await
-            .unwrap()
-            .with_connection_limits(limits);
-        let http_addr = server.http_addr();
-        let grpc = format!("http://{}", server.grpc_addr());
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(server.run(shutdown.clone()));
-        let http = format!("http://{http_addr}");
-        let client = reqwest::Client::new();
-        for _ in 0..200 {
-            if let Ok(r) = client.get(format!("{http}/readyz")).send().await
-                && r.status() == 200
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        Self {
-            http,
-            http_addr,
-            grpc,
-            shutdown,
-            task,
-            store,
-            _dir: dir,
-        }
+        Self(
+            TestServer::start_full(
+                Limits::default(),
+                |_| {},
+                |api| api.max_concurrent_requests = max_concurrent_requests,
+                |server| server.with_connection_limits(limits),
+            )
+            .await,
+        )
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .expect("run returns after shutdown")
-            .unwrap()
-            .unwrap();
-        self.store.shutdown().await.unwrap();
+        self.0.stop().await;
     }
 
     async fn healthz(&self) -> u16 {

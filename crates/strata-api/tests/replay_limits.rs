@@ -6,89 +6,45 @@
 
 mod common;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use common::{TestServer, base_ts, event, query_string};
 use serde_json::Value;
-use strata_api::{ApiConfig, Server, install_metrics_recorder};
-use strata_hot::{HotConfig, HotStore};
 use strata_proto::v1::{self as pb, replay_client::ReplayClient};
-use strata_tiering::{ReplayConfig, ReplayLimits, Store};
+use strata_tiering::{ReplayConfig, ReplayLimits};
 use strata_types::{Limits, time::MICROS_PER_SEC};
-use strata_warm::WarmConfig;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 const PATIENCE: Duration = Duration::from_secs(10);
 
 /// A node whose replays share `limits` (one slot unless a test says otherwise).
 struct Node {
-    http: String,
-    grpc: String,
-    client: reqwest::Client,
+    server: TestServer,
     limits: ReplayLimits,
-    store: Store,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), strata_api::Error>>,
-    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Node {
+    type Target = TestServer;
+    fn deref(&self) -> &TestServer {
+        &self.server
+    }
 }
 
 impl Node {
     async fn start(config: ReplayConfig) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let hot = HotStore::open(HotConfig::new(dir.path().join("hot.redb"))).unwrap();
-        let warm =
-            strata_warm::open_warm(&"embedded".parse().unwrap(), &WarmConfig::new(dir.path()))
-                .await
-                .unwrap();
-        let store = Store::new(Arc::new(hot), warm, "test-node", Limits::default());
         let limits = ReplayLimits::new(config);
-        let server = Server::bind(
-            ApiConfig {
-                http_addr: "127.0.0.1:0".parse().unwrap(),
-                grpc_addr: "127.0.0.1:0".parse().unwrap(),
-                max_concurrent_requests: 64,
-                request_timeout: Duration::from_secs(20),
-            },
-            store.clone(),
-            install_metrics_recorder().unwrap(),
+        let replay = limits.clone();
+        let server = TestServer::start_full(
+            Limits::default(),
+            |_| {},
+            |_| {},
+            |server| server.with_replay_limits(replay),
         )
-        .await
-        .unwrap()
-        .with_replay_limits(limits.clone());
-        let http = format!("http://{}", server.http_addr());
-        let grpc = format!("http://{}", server.grpc_addr());
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(server.run(shutdown.clone()));
-        let client = reqwest::Client::new();
-        for _ in 0..200 {
-            if let Ok(r) = client.get(format!("{http}/readyz")).send().await
-                && r.status() == 200
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        Self {
-            http,
-            grpc,
-            client,
-            limits,
-            store,
-            shutdown,
-            task,
-            _dir: dir,
-        }
+        .await;
+        Self { server, limits }
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .expect("run returns after shutdown")
-            .unwrap()
-            .unwrap();
-        self.store.shutdown().await.unwrap();
+        self.server.stop().await;
     }
 
     /// `strata_replays_waiting` as `/metrics` shows it (0 before any replay waited).

@@ -26,6 +26,8 @@ pub const HOUR: i64 = 60 * MIN;
 pub struct TestServer {
     /// `http://127.0.0.1:PORT`
     pub http: String,
+    /// The REST listener's address.
+    pub http_addr: std::net::SocketAddr,
     /// `http://127.0.0.1:PORT` of the gRPC listener.
     pub grpc: String,
     /// The store behind both APIs.
@@ -53,6 +55,17 @@ impl TestServer {
         tweak: impl FnOnce(&mut HotConfig),
         api: impl FnOnce(&mut ApiConfig),
     ) -> Self {
+        Self::start_full(limits, tweak, api, |server| server).await
+    }
+
+    /// As [`TestServer::start_configured`], and `server` adjusts the bound server before it
+    /// runs (connection limits, replay limits).
+    pub async fn start_full(
+        limits: Limits,
+        tweak: impl FnOnce(&mut HotConfig),
+        api: impl FnOnce(&mut ApiConfig),
+        server: impl FnOnce(Server) -> Server,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = HotConfig::new(dir.path().join("hot.redb"));
         config.memory_budget = 64 * 1024 * 1024;
@@ -74,25 +87,33 @@ impl TestServer {
             request_timeout: Duration::from_secs(20),
         };
         api(&mut api_config);
-        let server = Server::bind(api_config, store.clone(), metrics)
-            .await
-            .unwrap();
-        let http = format!("http://{}", server.http_addr());
+        let server = server(
+            Server::bind(api_config, store.clone(), metrics)
+                .await
+                .unwrap(),
+        );
+        let http_addr = server.http_addr();
+        let http = format!("http://{http_addr}");
         let grpc = format!("http://{}", server.grpc_addr());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(server.run(shutdown.clone()));
-        let client = reqwest::Client::new();
         // `run` flips readiness as it starts serving; wait for it so tests see a ready node.
+        // A throwaway client, so no pooled connection of it holds a slot of a listener
+        // whose connections a test counts.
+        let probe = reqwest::Client::new();
         for _ in 0..200 {
-            if let Ok(r) = client.get(format!("{http}/readyz")).send().await
+            if let Ok(r) = probe.get(format!("{http}/readyz")).send().await
                 && r.status() == 200
             {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        drop(probe);
+        let client = reqwest::Client::new();
         Self {
             http,
+            http_addr,
             grpc,
             store,
             client,

@@ -25,9 +25,10 @@ use parquet::{
 use strata_core::{Error, Result, Tier, cold::BlobStore};
 use tokio::runtime::Handle;
 
-/// Parsed footers kept at once. A footer of an archive file is a few KiB to a few hundred
-/// KiB; the bound keeps the cache small whatever the archive's size.
-const FOOTERS: u64 = 1024;
+/// Bytes of parsed footers kept at once. A footer (with its page index) of an archive file
+/// is a few KiB to a few MiB in memory; weighing entries by their in-memory size keeps the
+/// cache within this bound whatever the files look like.
+const FOOTER_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Reads larger than this are split, so one `Read` of a whole column chunk does not hold a
 /// single huge response in memory next to the decoded pages.
@@ -38,7 +39,12 @@ pub(crate) type FooterCache = moka::sync::Cache<String, ArrowReaderMetadata>;
 
 /// A new, empty footer cache.
 pub(crate) fn footer_cache() -> FooterCache {
-    moka::sync::Cache::new(FOOTERS)
+    moka::sync::Cache::builder()
+        .max_capacity(FOOTER_BYTES)
+        .weigher(|_key: &String, meta: &ArrowReaderMetadata| {
+            u32::try_from(meta.metadata().memory_size()).unwrap_or(u32::MAX)
+        })
+        .build()
 }
 
 /// One immutable object of `size` bytes, read with ranged GETs.
